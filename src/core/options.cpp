@@ -1,0 +1,299 @@
+#include "core/options.h"
+
+#include <boost/program_options.hpp>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace po = boost::program_options;
+
+namespace bora {
+
+struct OptionTable::Option {
+  std::string key, help, group, kind, default_text;
+  std::function<void(const std::string&)> set;
+  std::function<std::string()> get;
+  bool is_set = false;
+};
+
+namespace {
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+template <class T>
+std::string join(const std::vector<T>& v, const std::function<std::string(const T&)>& f) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + f(v[i]);
+  return out;
+}
+
+}  // namespace
+
+double parse_double(const std::string& key, const std::string& text) {
+  std::string t = trim(text);
+  if (t == "inf" || t == "+inf" || t == "infinity") return std::numeric_limits<double>::infinity();
+  if (t == "-inf") return -std::numeric_limits<double>::infinity();
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(t.c_str(), &end);
+  BORA_CHECK(!t.empty() && end == t.c_str() + t.size() && errno != ERANGE && !std::isnan(v),
+             ConfigError, "option '", key, "': '", text, "' is not a number");
+  return v;
+}
+
+int64_t parse_int(const std::string& key, const std::string& text) {
+  std::string t = trim(text);
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(t.c_str(), &end, 10);
+  BORA_CHECK(!t.empty() && end == t.c_str() + t.size() && errno != ERANGE, ConfigError,
+             "option '", key, "': '", text, "' is not an integer");
+  return v;
+}
+
+bool parse_bool(const std::string& key, const std::string& text) {
+  std::string t = trim(text);
+  if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
+  if (t == "false" || t == "0" || t == "no" || t == "off") return false;
+  BORA_THROW(ConfigError, "option '", key, "': '", text, "' is not a boolean (true/false)");
+}
+
+std::vector<std::string> split_list(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, sep)) {
+    item = trim(item);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+std::string format_double(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  // %.17g round-trips every double; prefer the short form when it is exact.
+  for (int prec : {6, 10, 15, 17}) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+OptionTable::OptionTable(std::string program, std::string summary)
+    : program_(std::move(program)), summary_(std::move(summary)), group_("general") {}
+OptionTable::~OptionTable() = default;
+
+void OptionTable::group(const std::string& title) { group_ = title; }
+
+void OptionTable::add_option(const std::string& key, const std::string& help, std::string kind,
+                             std::function<void(const std::string&)> set,
+                             std::function<std::string()> get) {
+  BORA_CHECK(!has(key) && key != "help" && key != "config", InternalError,
+             "option '", key, "' declared twice");
+  auto opt = std::make_unique<Option>();
+  opt->key = key;
+  opt->help = help;
+  opt->group = group_;
+  opt->kind = std::move(kind);
+  opt->set = std::move(set);
+  opt->get = std::move(get);
+  opt->default_text = opt->get();
+  options_.push_back(std::move(opt));
+}
+
+void OptionTable::add(const std::string& key, bool* v, const std::string& help) {
+  add_option(key, help, "bool", [=](const std::string& s) { *v = parse_bool(key, s); },
+             [=] { return std::string(*v ? "true" : "false"); });
+}
+void OptionTable::add(const std::string& key, int* v, const std::string& help) {
+  add_option(key, help, "int",
+             [=](const std::string& s) {
+               int64_t x = parse_int(key, s);
+               BORA_CHECK(x >= std::numeric_limits<int>::min() && x <= std::numeric_limits<int>::max(),
+                          ConfigError, "option '", key, "': ", s, " is out of range");
+               *v = static_cast<int>(x);
+             },
+             [=] { return std::to_string(*v); });
+}
+void OptionTable::add(const std::string& key, int64_t* v, const std::string& help) {
+  add_option(key, help, "int", [=](const std::string& s) { *v = parse_int(key, s); },
+             [=] { return std::to_string(*v); });
+}
+void OptionTable::add(const std::string& key, double* v, const std::string& help) {
+  add_option(key, help, "float", [=](const std::string& s) { *v = parse_double(key, s); },
+             [=] { return format_double(*v); });
+}
+void OptionTable::add(const std::string& key, std::string* v, const std::string& help) {
+  add_option(key, help, "text", [=](const std::string& s) { *v = trim(s); }, [=] { return *v; });
+}
+void OptionTable::add(const std::string& key, std::vector<std::string>* v, const std::string& help) {
+  add_option(key, help, "list", [=](const std::string& s) { *v = split_list(s); },
+             [=] { return join<std::string>(*v, [](const std::string& x) { return x; }); });
+}
+void OptionTable::add(const std::string& key, std::vector<double>* v, const std::string& help) {
+  add_option(key, help, "floats",
+             [=](const std::string& s) {
+               v->clear();
+               for (const auto& item : split_list(s)) v->push_back(parse_double(key, item));
+             },
+             [=] { return join<double>(*v, [](const double& x) { return format_double(x); }); });
+}
+void OptionTable::add_choice(const std::string& key, std::string* v, std::vector<std::string> choices,
+                             const std::string& help) {
+  std::string all = join<std::string>(choices, [](const std::string& x) { return x; });
+  add_option(key, help + " {" + all + "}", "choice",
+             [=](const std::string& s) {
+               std::string t = trim(s);
+               for (const auto& c : choices)
+                 if (c == t) {
+                   *v = t;
+                   return;
+                 }
+               BORA_THROW(ConfigError, "option '", key, "': '", s, "' is not one of {", all, "}");
+             },
+             [=] { return *v; });
+}
+
+bool OptionTable::has(const std::string& key) const {
+  for (const auto& o : options_)
+    if (o->key == key) return true;
+  return false;
+}
+
+OptionTable::Option& OptionTable::find(const std::string& key) {
+  for (auto& o : options_)
+    if (o->key == key) return *o;
+  BORA_THROW(ConfigError, "unknown option '", key, "' (see --help)");
+}
+
+bool OptionTable::is_set(const std::string& key) const {
+  for (const auto& o : options_)
+    if (o->key == key) return o->is_set;
+  return false;
+}
+
+namespace {
+
+// Boost sees every option as a string; typed parsing is ours, so that errors name
+// the key and the offending text the same way for the command line and INI files.
+po::options_description describe(const std::vector<std::unique_ptr<OptionTable::Option>>& opts,
+                                 bool for_cli) {
+  po::options_description desc;
+  if (for_cli) {
+    desc.add_options()("help,h", "print this help and exit")(
+        "config", po::value<std::vector<std::string>>()->composing(),
+        "an INI file of the options below (key = value); repeatable");
+  }
+  for (const auto& o : opts) {
+    auto* sem = po::value<std::string>();
+    if (o->kind == "bool") sem->implicit_value("true");
+    desc.add_options()(o->key.c_str(), sem, o->help.c_str());
+  }
+  return desc;
+}
+
+}  // namespace
+
+bool OptionTable::parse(int argc, const char* const* argv) {
+  po::variables_map cli;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(describe(options_, true)).run(), cli);
+  } catch (const po::error& e) {
+    BORA_THROW(ConfigError, program_, ": ", e.what(), " (see --help)");
+  }
+  if (cli.count("help")) {
+    std::cout << help();
+    return false;
+  }
+  // Config files first (in order, so a later one overrides), then the command line.
+  if (cli.count("config")) {
+    for (const auto& path : cli["config"].as<std::vector<std::string>>()) {
+      std::ifstream in(path);
+      BORA_CHECK(in.good(), ConfigError, "cannot read config file '", path, "'");
+      std::stringstream ss;
+      ss << in.rdbuf();
+      parse_ini(ss.str(), path);
+    }
+  }
+  for (auto& o : options_) {
+    if (!cli.count(o->key)) continue;
+    o->set(cli[o->key].as<std::string>());
+    o->is_set = true;
+  }
+  return true;
+}
+
+void OptionTable::parse_ini(const std::string& text, const std::string& origin) {
+  std::istringstream in(text);
+  po::parsed_options parsed(nullptr);
+  try {
+    parsed = po::parse_config_file(in, describe(options_, false), /*allow_unregistered=*/false);
+  } catch (const po::error& e) {
+    BORA_THROW(ConfigError, origin, ": ", e.what());
+  }
+  for (const auto& opt : parsed.options) {
+    Option& o = find(opt.string_key);
+    try {
+      o.set(opt.value.empty() ? "" : opt.value.front());
+    } catch (const ConfigError& e) {
+      BORA_THROW(ConfigError, origin, ": ", e.message());
+    }
+    o.is_set = true;
+  }
+}
+
+std::string OptionTable::help() const {
+  std::ostringstream os;
+  os << "usage: " << program_ << " [--config FILE.ini] [--key value ...]\n\n" << summary_ << "\n\n";
+  os << "  --help                  print this help and exit\n"
+     << "  --config FILE           an INI file of the options below (key = value); repeatable\n";
+  std::string group;
+  for (const auto& o : options_) {
+    if (o->group != group) {
+      group = o->group;
+      os << "\n" << group << ":\n";
+    }
+    std::string head = "  --" + o->key + " <" + o->kind + ">";
+    if (head.size() < 34) head.resize(34, ' ');
+    else head += "\n" + std::string(34, ' ');
+    os << head << o->help << " [default: " << (o->default_text.empty() ? "\"\"" : o->default_text)
+       << "]\n";
+  }
+  return os.str();
+}
+
+std::string OptionTable::to_ini() const {
+  std::ostringstream os;
+  os << "# resolved configuration of " << program_ << "\n";
+  std::string group;
+  for (const auto& o : options_) {
+    if (o->group != group) {
+      group = o->group;
+      os << "\n# " << group << "\n";
+    }
+    os << o->key << " = " << o->get() << "\n";
+  }
+  return os.str();
+}
+
+std::map<std::string, std::string> OptionTable::values() const {
+  std::map<std::string, std::string> out;
+  for (const auto& o : options_) out[o->key] = o->get();
+  return out;
+}
+
+}  // namespace bora

@@ -1,0 +1,1 @@
+// Compiles src/pch.h once; every LibTorch target reuses the result.
