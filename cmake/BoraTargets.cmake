@@ -14,6 +14,8 @@ include(GoogleTest OPTIONAL)
 add_library(bora_pch OBJECT ${CMAKE_SOURCE_DIR}/src/pch.cpp)
 target_link_libraries(bora_pch PUBLIC bora_torch nlohmann_json::nlohmann_json)
 target_precompile_headers(bora_pch PRIVATE ${CMAKE_SOURCE_DIR}/src/pch.h)
+# The same flags as every user of the header, or gcc silently ignores the PCH.
+target_compile_options(bora_pch PRIVATE ${BORA_WARNINGS})
 set_target_properties(bora_pch PROPERTIES POSITION_INDEPENDENT_CODE OFF)
 
 function(_bora_setup target torch)

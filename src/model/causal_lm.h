@@ -1,0 +1,99 @@
+// The causal-LM interface that the rest of bora sees, and the hook through which
+// adapters change the base model's linear layers.
+//
+// A model is frozen by default: its parameters never require grad (pretraining
+// calls set_trainable(true)). Adapters do not live inside the model: for each
+// forward the caller passes a LinearAdapter, bound to the batch (which row belongs
+// to which task), and the model asks it to add its update to every adaptable
+// linear layer's output. This keeps one copy of the base for any number of tasks
+// and lets new architectures (GPT-2, LLaMA) plug in by implementing this interface.
+//
+// Sequence conventions (every caller): ids [B, S] int64, attention_mask [B, S]
+// (1 = real token, 0 = padding; left or right padding), target_mask [B, S] bool:
+// target_mask[b, t] says token t is a loss target, predicted from position t - 1.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bora {
+
+// The linear layers of a decoder block that adapters may target, named as in HF.
+enum class Site : int { Q = 0, K = 1, V = 2, Out = 3, Fc1 = 4, Fc2 = 5 };
+constexpr int kNumSites = 6;
+const char* site_name(Site s);  // "q_proj", ..., "fc2"
+std::optional<Site> site_from_name(const std::string& name);
+// "self_attn.q_proj" or "fc1": the module path of a site inside a decoder layer.
+std::string site_module_path(Site s);
+
+// Adds adapter updates to linear-layer outputs. `x` is the layer's input [B, S, in],
+// `y` the base output W x + b [B, S, out]; apply returns y + delta. Called once per
+// adapted linear layer per forward; apply_qkv lets adapters that share work across
+// q/k/v (a fused-QKV adapter computes A x once) do so.
+class LinearAdapter {
+ public:
+  virtual ~LinearAdapter() = default;
+  virtual bool adapts(int layer, Site site) const = 0;
+  virtual torch::Tensor apply(int layer, Site site, const torch::Tensor& x, torch::Tensor y) const = 0;
+  virtual void apply_qkv(int layer, const torch::Tensor& x, torch::Tensor* q, torch::Tensor* k,
+                         torch::Tensor* v) const;
+};
+
+// Shapes of the base model that adapters and exporters need.
+struct ModelShape {
+  std::string model_type;  // "opt"
+  int64_t num_layers = 0;
+  int64_t hidden_size = 0;
+  int64_t vocab_size = 0;
+  int64_t site_in[kNumSites] = {};   // in_features of each site's linear layer
+  int64_t site_out[kNumSites] = {};  // out_features
+};
+
+class CausalLM : public torch::nn::Module {
+ public:
+  virtual const ModelShape& shape() const = 0;
+  // Final hidden states [B, S, H] (before the LM head).
+  virtual torch::Tensor hidden(const torch::Tensor& ids, const torch::Tensor& attention_mask,
+                               const LinearAdapter* adapter = nullptr) = 0;
+  // Logits for hidden states of any leading shape: [..., H] -> [..., V].
+  virtual torch::Tensor lm_head(const torch::Tensor& hidden) = 0;
+  // The frozen weight [out, in] and bias [out] (may be undefined) of a site's linear layer.
+  virtual torch::Tensor site_weight(int layer, Site site) const = 0;
+  virtual torch::Tensor site_bias(int layer, Site site) const = 0;
+  // Writes an HF checkpoint folder: config.json + model.safetensors in `dtype`.
+  virtual void save_pretrained(const std::string& dir, torch::ScalarType dtype) const = 0;
+  // The checkpoint key of a site's weight, e.g. "model.decoder.layers.3.self_attn.q_proj.weight".
+  virtual std::string site_weight_key(int layer, Site site) const = 0;
+
+  torch::Tensor logits(const torch::Tensor& ids, const torch::Tensor& attention_mask,
+                       const LinearAdapter* adapter = nullptr) {
+    return lm_head(hidden(ids, attention_mask, adapter));
+  }
+  // requires_grad of every base parameter (false = frozen, the default).
+  void set_trainable(bool trainable);
+  torch::Device device() const;
+  torch::ScalarType dtype() const;
+};
+
+// Per-token negative log-likelihood [B, S] (float32), zero where target_mask is
+// false. The LM head runs on target positions only, so padding and prompt tokens
+// cost nothing and never count.
+torch::Tensor target_nll(CausalLM& model, const torch::Tensor& ids,
+                         const torch::Tensor& attention_mask, const torch::Tensor& target_mask,
+                         const LinearAdapter* adapter = nullptr);
+
+struct LoadOptions {
+  torch::Dtype dtype = torch::kFloat32;  // compute dtype of the base
+  torch::Device device = torch::kCPU;
+};
+
+// Loads an HF checkpoint folder (config.json + model.safetensors or a sharded
+// model.safetensors.index.json), dispatching on config.json's model_type.
+std::shared_ptr<CausalLM> load_causal_lm(const std::string& dir, const LoadOptions& options = {});
+
+}  // namespace bora
