@@ -49,6 +49,7 @@ function(bora_add_gtest name)
   add_executable(${name} ${A_SOURCES})
   _bora_setup(${name} "${A_TORCH}")
   target_link_libraries(${name} PRIVATE ${A_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   target_compile_definitions(${name} PRIVATE
     BORA_SOURCE_DIR="${CMAKE_SOURCE_DIR}" BORA_BINARY_DIR="${CMAKE_BINARY_DIR}")
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)

@@ -16,6 +16,7 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,7 +67,9 @@ class CausalLM : public torch::nn::Module {
   virtual torch::Tensor site_weight(int layer, Site site) const = 0;
   virtual torch::Tensor site_bias(int layer, Site site) const = 0;
   // Writes an HF checkpoint folder: config.json + model.safetensors in `dtype`.
-  virtual void save_pretrained(const std::string& dir, torch::ScalarType dtype) const = 0;
+  // `replace` substitutes tensors by key (a merged adapter's W + s B A).
+  virtual void save_pretrained(const std::string& dir, torch::ScalarType dtype,
+                               const std::map<std::string, torch::Tensor>& replace = {}) const = 0;
   // The checkpoint key of a site's weight, e.g. "model.decoder.layers.3.self_attn.q_proj.weight".
   virtual std::string site_weight_key(int layer, Site site) const = 0;
 

@@ -255,12 +255,21 @@ void OptForCausalLM::load_weights(const HfCheckpoint& ckpt) {
   }
 }
 
-void OptForCausalLM::save_pretrained(const std::string& dir, torch::ScalarType dtype) const {
+void OptForCausalLM::save_pretrained(const std::string& dir, torch::ScalarType dtype,
+                                     const std::map<std::string, torch::Tensor>& replace) const {
   make_dirs(dir);
   OptConfig c = config_;
   c.torch_dtype = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
   NamedTensors tensors;
-  for (const auto& p : named_parameters()) tensors.emplace_back(p.key(), p.value().to(dtype));
+  for (const auto& p : named_parameters()) {
+    auto r = replace.find(p.key());
+    if (r != replace.end())
+      BORA_CHECK(r->second.sizes() == p.value().sizes(), InternalError, "replacement for ", p.key(),
+                 " has shape ", r->second.sizes(), ", expected ", p.value().sizes());
+    tensors.emplace_back(p.key(), (r != replace.end() ? r->second : p.value()).to(dtype));
+  }
+  for (const auto& r : replace)
+    BORA_CHECK(named_parameters().contains(r.first), InternalError, "no parameter ", r.first, " to replace");
   save_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
   write_json_file_atomic(dir + "/config.json", c.to_json());
 }

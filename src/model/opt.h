@@ -71,7 +71,8 @@ class OptForCausalLM : public CausalLM {
   torch::Tensor site_weight(int layer, Site site) const override;
   torch::Tensor site_bias(int layer, Site site) const override;
   std::string site_weight_key(int layer, Site site) const override;
-  void save_pretrained(const std::string& dir, torch::ScalarType dtype) const override;
+  void save_pretrained(const std::string& dir, torch::ScalarType dtype,
+                       const std::map<std::string, torch::Tensor>& replace = {}) const override;
 
   // HF's _init_weights: normal(0, 0.02) for linear and embedding weights, zero
   // biases, identity layer norms. Deterministic for a given seed.

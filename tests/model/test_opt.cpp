@@ -14,7 +14,7 @@
 #include "model/hf_checkpoint.h"
 #include "model/opt.h"
 #include "model/safetensors.h"
-#include "tiny_models.h"
+#include "common/tiny_models.h"
 
 namespace bora {
 namespace {
