@@ -13,6 +13,8 @@ target_link_libraries(bora_torch INTERFACE ${TORCH_LIBRARIES})
 target_include_directories(bora_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 
 find_package(MPI REQUIRED COMPONENTS C)
+# The C API only: the deprecated MPI C++ bindings would need libmpi_cxx.
+add_compile_definitions(OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(Boost REQUIRED COMPONENTS program_options)
 find_package(nlohmann_json 3.9 REQUIRED)

@@ -2,7 +2,9 @@
 # Installs what bora needs on a fresh Debian/Ubuntu machine, and nothing when it is
 # all there already (the check is a dpkg query, so re-running costs ~0.1 s).
 #   - Debian packages: compiler, CMake, LibTorch, Open MPI, HDF5, Boost, GoogleTest,
-#     nlohmann-json, xxHash, ccache; gnuplot for the report plots; the fortunes
+#     nlohmann-json, xxHash, ccache; OpenBLAS (Debian's LibTorch calls the system
+#     BLAS, which is netlib's reference BLAS, 5-10x slower, until OpenBLAS provides
+#     libblas.so.3); gnuplot for the report plots; the fortunes
 #     packages (the demo corpus and the tokenizer's multilingual test text); a
 #     single-node Slurm + munge for the Slurm tests.
 #   - Data: GPT-2's vocab.json/merges.txt and the reference JavaScript encoder from
@@ -13,7 +15,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(
   build-essential cmake pkg-config ccache git
-  libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
+  libtorch-dev libopenblas0-openmp libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
   libboost-program-options-dev libgtest-dev libgmock-dev nlohmann-json3-dev libxxhash-dev
   gnuplot-nox nodejs npm
   fortunes fortunes-min fortunes-de fortunes-ru fortunes-zh fortunes-bg fortunes-cs

@@ -143,7 +143,10 @@ TEST(Adapters, MixedBatchEqualsEachTaskAlone) {
         bank.zero_grad();
         auto mixed = bank.bind(row_task, false);
         auto nll = target_nll(*model, b.ids, b.mask, b.targets, mixed.get());
-        backward(nll.sum());
+        // The token-mean NLL of the whole batch, as training uses; per task below,
+        // the same denominator, so the per-task gradients are directly comparable.
+        const double tokens = b.targets.sum().item<double>();
+        backward(nll.sum() / tokens);
         torch::Tensor mixed_grad = bank.grad_rows().clone();
         for (int64_t t = 0; t < 4; ++t) {
           Batch one{rows_of(b, t, b.ids), rows_of(b, t, b.mask), rows_of(b, t, b.targets), {}};
@@ -151,7 +154,7 @@ TEST(Adapters, MixedBatchEqualsEachTaskAlone) {
           bank.zero_grad();
           auto alone = bank.bind(one.row_task, false);
           auto nll_t = target_nll(*model, one.ids, one.mask, one.targets, alone.get());
-          backward(nll_t.sum());
+          backward(nll_t.sum() / tokens);
           EXPECT_LT((nll_t - rows_of(b, t, nll)).abs().max().item<double>(), 1e-5) << what << " task " << t;
           EXPECT_LT((bank.grad_rows()[t] - mixed_grad[t]).abs().max().item<double>(), 1e-5)
               << what << " task " << t;

@@ -1,0 +1,57 @@
+// Sequences from the dataset reader -> the tensors of one forward pass.
+//
+// Rows are right-padded (pad id from the model's config) to the longest row of the
+// micro-batch: with right padding, causality alone keeps real tokens from seeing
+// padding, so the attention needs no mask tensor (and can use flash kernels on
+// CUDA). target_mask[b, j] is true exactly for the row's loss targets,
+// j in [prompt_len, length): padding and prompt never count in the loss.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace bora {
+
+// One sequence of a micro-batch: which task's split, and which adapter row serves it.
+struct RowRef {
+  int64_t task = 0;      // manifest task index (for the reader)
+  int64_t index = 0;     // sequence index within the task's split
+  int64_t bank_row = 0;  // adapter-bank row of the task
+  int64_t slot = 0;      // the caller's own index for the task (e.g. local position)
+};
+
+struct MicroBatch {
+  torch::Tensor ids, attention_mask, target_mask;  // [B, S]
+  std::vector<int64_t> bank_rows;                  // per row
+  std::vector<int64_t> targets_per_row;
+  int64_t target_tokens = 0;
+};
+
+class BatchBuilder {
+ public:
+  BatchBuilder(DatasetReader& reader, int64_t pad_id, torch::Device device)
+      : reader_(reader), pad_id_(pad_id), device_(device) {}
+  MicroBatch build(const std::vector<RowRef>& rows, Split split);
+
+ private:
+  DatasetReader& reader_;
+  int64_t pad_id_;
+  torch::Device device_;
+  Sequence seq_;
+};
+
+// Splits `rows` into consecutive chunks of at most `max_rows`.
+std::vector<std::vector<RowRef>> chunk_rows(const std::vector<RowRef>& rows, int64_t max_rows);
+
+// Packs rows grouped by task (equal `slot` adjacent) into micro-batches of at most
+// `max_rows` WITHOUT splitting a task across micro-batches, except a task with more
+// than `max_rows` rows, which is cut into pieces of max_rows from its own first
+// row. A task's pieces then depend only on the task, not on which other tasks
+// share the rank: its gradient sums in the same order for any number of ranks.
+std::vector<std::vector<RowRef>> pack_by_task(const std::vector<RowRef>& rows, int64_t max_rows);
+
+}  // namespace bora

@@ -1,0 +1,21 @@
+// Checkpoint options (the checkpoint issue fills in the behaviour; see checkpoint.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace bora {
+
+class OptionTable;
+
+struct CheckpointConfig {
+  int64_t every_steps = 0;      // 0 = off
+  double every_minutes = 0;     // 0 = off
+  int64_t keep = 3;             // newest complete checkpoints kept (plus the best)
+  std::string resume = "";      // "" = fresh start, "auto", or a checkpoint folder
+
+  void declare(OptionTable& t);
+  void validate() const;
+};
+
+}  // namespace bora

@@ -1,0 +1,538 @@
+#include "train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+#include "adapters/export.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/options.h"
+#include "core/progress.h"
+#include "dist/partition.h"
+#include "model/tokenizer.h"
+
+namespace bora {
+namespace {
+
+// Every rank's (run task -> value) pairs, assembled on every rank.
+std::vector<double> gather_task_values(Communicator& comm, const std::vector<int64_t>& local_tasks,
+                                       const std::vector<double>& values, int64_t num_tasks) {
+  std::string mine(local_tasks.size() * 16, '\0');
+  for (size_t i = 0; i < local_tasks.size(); ++i) {
+    std::memcpy(mine.data() + 16 * i, &local_tasks[i], 8);
+    std::memcpy(mine.data() + 16 * i + 8, &values[i], 8);
+  }
+  std::vector<double> all(static_cast<size_t>(num_tasks), NAN);
+  for (const auto& part : comm.all_gather_bytes(mine))
+    for (size_t off = 0; off + 16 <= part.size(); off += 16) {
+      int64_t t;
+      double v;
+      std::memcpy(&t, part.data() + off, 8);
+      std::memcpy(&v, part.data() + off + 8, 8);
+      BORA_CHECK(t >= 0 && t < num_tasks, DistError, "gathered value names task ", t);
+      all[static_cast<size_t>(t)] = v;
+    }
+  return all;
+}
+
+torch::Device pick_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda") {
+    BORA_CHECK(torch::cuda::is_available(), ConfigError, "device = cuda but no CUDA device is available");
+    return torch::Device(torch::kCUDA);
+  }
+  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+OrderedJson summary_json(const EvalSummary& s) {
+  return OrderedJson{{"macro_ppl", s.macro_ppl()}, {"micro_ppl", s.micro_ppl()},
+                     {"macro_nll", s.macro_nll}, {"micro_nll", s.micro_nll}};
+}
+
+}  // namespace
+
+Trainer::Trainer(TrainConfig config, std::string resolved_ini, Communicator& comm)
+    : cfg_(std::move(config)), resolved_ini_(std::move(resolved_ini)), comm_(comm) {
+  cfg_.validate();
+  run_ = std::make_unique<RunFolder>(cfg_.run_dir, comm_.rank() == 0);
+  run_->write_text("config.ini", resolved_ini_);
+  prior_kind_ = parse_prior(cfg_.bora.prior);
+  setup_tasks();
+  setup_model_and_data();
+  init_adapters();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::setup_tasks() {
+  Manifest m = Manifest::read(cfg_.data);
+  std::set<std::string> wanted(cfg_.tasks.begin(), cfg_.tasks.end());
+  BORA_CHECK(wanted.size() == cfg_.tasks.size(), ConfigError, "tasks lists a task twice");
+  for (const auto& name : cfg_.tasks)
+    BORA_CHECK(m.find_task(name) >= 0, DataError, "task '", name, "' named in tasks is not in the dataset ",
+               cfg_.data);
+  for (size_t i = 0; i < m.tasks.size(); ++i) {
+    const TaskInfo& t = m.tasks[i];
+    if (!wanted.empty() && !wanted.count(t.name)) continue;
+    BORA_CHECK(t.split(Split::Train).sequences > 0, DataError, "task '", t.name, "' has no training sequences");
+    task_names_.push_back(t.name);
+    manifest_index_.push_back(static_cast<int64_t>(i));
+    train_docs_.push_back(t.split(Split::Train).sequences);
+    train_targets_.push_back(t.split(Split::Train).target_tokens);
+  }
+  BORA_CHECK(!task_names_.empty(), DataError, "the dataset ", cfg_.data, " has no tasks");
+  for (size_t t = 0; t < task_names_.size(); ++t) {
+    const std::string& w = cfg_.bora.likelihood_weight;
+    weight_.push_back(w == "documents" ? double(train_docs_[t]) : w == "tokens" ? double(train_targets_[t]) : 1.0);
+  }
+  owner_ = partition_tasks(train_targets_, comm_.size());
+  local_of_.assign(task_names_.size(), -1);
+  for (size_t t = 0; t < task_names_.size(); ++t)
+    if (owner_[t] == comm_.rank()) {
+      local_of_[t] = static_cast<int64_t>(local_.size());
+      local_.push_back(static_cast<int64_t>(t));
+    }
+  if (comm_.rank() == 0) {
+    std::string table = partition_table(owner_, train_targets_, task_names_, comm_.size());
+    BORA_INFO(table.substr(0, table.size() - 1));
+  }
+}
+
+void Trainer::setup_model_and_data() {
+  const torch::Device device = pick_device(cfg_.device);
+  LoadOptions lo;
+  lo.dtype = cfg_.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
+  lo.device = device;
+  Stopwatch watch;
+  model_ = load_causal_lm(cfg_.model, lo);
+  Json model_cfg = read_json_file(cfg_.model + "/config.json");
+  pad_id_ = model_cfg.value("pad_token_id", int64_t(1));
+
+  std::vector<std::string> mine;
+  for (int64_t t : local_) mine.push_back(task_names_[static_cast<size_t>(t)]);
+  reader_ = std::make_unique<DatasetReader>(cfg_.data, mine);
+  Tokenizer tok = Tokenizer::from_folder(cfg_.tokenizer.empty() ? cfg_.model : cfg_.tokenizer);
+  reader_->check_tokenizer(tok.identity_hex(), model_->shape().vocab_size);
+
+  int64_t total_train = 0;
+  for (int64_t n : train_docs_) total_train += n;
+  BORA_CHECK(cfg_.batch_size <= total_train, ConfigError, "batch_size ", cfg_.batch_size,
+             " is larger than the training split (", total_train, " sequences in ", task_names_.size(), " tasks)");
+  BORA_INFO("loaded ", cfg_.model, " (", model_->shape().num_layers, " layers, hidden ", model_->shape().hidden_size,
+            ", ", c10::toString(lo.dtype), " on ", device.str(), ") and ", local_.size(), " of ", task_names_.size(),
+            " tasks in ", watch.seconds(), " s");
+
+  std::vector<int64_t> manifest_local, bank_rows;
+  for (size_t i = 0; i < local_.size(); ++i) {
+    manifest_local.push_back(manifest_index_[static_cast<size_t>(local_[i])]);
+    bank_rows.push_back(cfg_.bora.unified() ? 0 : static_cast<int64_t>(i));
+  }
+  builder_ = std::make_unique<BatchBuilder>(*reader_, pad_id_, device);
+  evaluator_ = std::make_unique<Evaluator>(*model_, *reader_, manifest_local, bank_rows, cfg_.eval_batch, pad_id_);
+}
+
+void Trainer::init_adapters() {
+  torch::NoGradGuard no_grad;
+  const AdapterSpec spec = AdapterSpec::resolve(cfg_.adapter, model_->shape());
+  const torch::Device device = model_->device();
+  const bool unified = cfg_.bora.unified();
+  bank_ = std::make_unique<AdapterBank>(spec, model_->shape(), unified ? 1 : int64_t(local_.size()), device);
+  if (!unified) {
+    // The reference initialisation: Theta gets the preset's init, every theta_d
+    // = Theta + N(0, init_noise^2), with noise seeded by the task's run index so
+    // that it does not depend on which rank owns the task.
+    theta_ = bank_->preset_row();
+    for (size_t i = 0; i < local_.size(); ++i) {
+      auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(cfg_.seed) * 1000003ULL +
+                                                static_cast<uint64_t>(local_[i]) + 1);
+      torch::Tensor noise = torch::randn({bank_->row_size()}, gen, torch::kFloat32) * cfg_.bora.init_noise;
+      bank_->rows()[static_cast<int64_t>(i)].copy_(theta_ + noise.to(device));
+    }
+  }
+  AdamWOptions ao{cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay};
+  rows_opt_ = std::make_unique<AdamW>(bank_->rows(), ao);
+  if (!unified && cfg_.bora.theta_update == "adam") theta_opt_ = std::make_unique<AdamW>(theta_, ao);
+
+  GlobalSampler global(train_docs_, cfg_.batch_size, static_cast<uint64_t>(cfg_.seed));
+  total_steps_ = cfg_.max_steps > 0 ? cfg_.max_steps : cfg_.epochs * global.steps_per_epoch();
+  if (cfg_.sampler == "global") {
+    sampler_ = std::make_unique<GlobalSampler>(std::move(global));
+  } else {
+    // balanced: this rank's own share of every batch, from its own tasks only.
+    std::vector<int64_t> sizes;
+    for (int64_t t : local_) sizes.push_back(train_docs_[static_cast<size_t>(t)]);
+    const int64_t share = cfg_.batch_size / comm_.size() + (comm_.rank() < cfg_.batch_size % comm_.size());
+    BORA_CHECK(share > 0, ConfigError, "sampler = balanced needs batch_size >= ranks");
+    sampler_ = std::make_unique<GlobalSampler>(sizes, share,
+                                               static_cast<uint64_t>(cfg_.seed) + 7919ULL * (comm_.rank() + 1));
+  }
+  if (comm_.rank() == 0)
+    BORA_INFO("adapter ", spec.describe(), ": ", bank_->row_size(), " trainable parameters per task; tau = ",
+              cfg_.bora.tau, ", lr = ", cfg_.effective_lr(), ", ", total_steps_, " steps (",
+              global_steps_per_epoch(), " per epoch)");
+}
+
+int64_t Trainer::global_steps_per_epoch() const {
+  int64_t total = 0;
+  for (int64_t n : train_docs_) total += n;
+  return (total + cfg_.batch_size - 1) / cfg_.batch_size;
+}
+
+torch::Tensor Trainer::task_row(int64_t local_index) const {
+  return bank_->rows()[cfg_.bora.unified() ? 0 : local_index];
+}
+
+std::vector<RowRef> Trainer::local_rows(int64_t step) {
+  std::vector<RowRef> rows;
+  const bool unified = cfg_.bora.unified();
+  for (const SeqRef& ref : sampler_->batch(step)) {
+    // The global sampler names run tasks; the balanced one names local tasks.
+    int64_t task = cfg_.sampler == "global" ? ref.task : local_[static_cast<size_t>(ref.task)];
+    int64_t local = local_of_[static_cast<size_t>(task)];
+    if (local < 0) continue;
+    rows.push_back({manifest_index_[static_cast<size_t>(task)], ref.index, unified ? 0 : local, local});
+  }
+  // Group by task (keeping the drawn order inside a task): the bank then runs one
+  // segment per task.
+  std::stable_sort(rows.begin(), rows.end(), [](const RowRef& a, const RowRef& b) { return a.slot < b.slot; });
+  return rows;
+}
+
+void Trainer::check_replicas() {
+  torch::Tensor replicated = cfg_.bora.unified() ? bank_->rows()[0] : theta_;
+  torch::Tensor cpu = replicated.to(torch::kCPU).contiguous();
+  const uint64_t h = hash64(cpu.data_ptr(), cpu.nbytes());
+  const std::vector<std::string> all = comm_.all_gather_bytes(std::string(reinterpret_cast<const char*>(&h), 8));
+  for (size_t r = 0; r < all.size(); ++r)
+    BORA_CHECK(all[r] == all[0], DistError, "replicas of ", cfg_.bora.unified() ? "the shared adapter" : "Theta",
+               " differ at step ", step_, ": rank ", r, " has checksum ",
+               hex64(*reinterpret_cast<const uint64_t*>(all[r].data())), ", rank 0 has ",
+               hex64(*reinterpret_cast<const uint64_t*>(all[0].data())));
+}
+
+StepStats Trainer::step() {
+  // Fault injection for the distributed tests (docs/distributed.md): the named rank
+  // throws at the named step, as a crashing rank would.
+  if (const char* f = std::getenv("BORA_TEST_FAIL_AT"); f && comm_.size() > 0) {
+    int rank = -1;
+    long long at = -1;
+    if (std::sscanf(f, "%d:%lld", &rank, &at) == 2 && rank == comm_.rank() && at == step_ + 1)
+      BORA_THROW(InternalError, "injected failure at step ", at, " (BORA_TEST_FAIL_AT=", f, ")");
+  }
+  StepStats st;
+  Stopwatch total, watch;
+  const bool unified = cfg_.bora.unified();
+  const bool mean_update = !unified && cfg_.bora.theta_update == "mean";
+  std::vector<RowRef> rows = local_rows(step_);
+
+  // Target tokens of each local task in the global minibatch: NLL_d's denominator.
+  std::vector<int64_t> task_tokens(local_.size(), 0);
+  for (const auto& r : rows)
+    task_tokens[static_cast<size_t>(r.slot)] +=
+        reader_->length(r.task, Split::Train, r.index) - reader_->prompt_len(r.task, Split::Train, r.index);
+  st.data_s += watch.seconds();
+
+  double lik_local = 0, nll_local = 0, tokens_local = 0;
+  for (const auto& chunk : pack_by_task(rows, cfg_.micro_batch)) {
+    watch.reset();
+    MicroBatch mb = builder_->build(chunk, Split::Train);
+    std::vector<float> w(chunk.size());
+    for (size_t b = 0; b < chunk.size(); ++b) {
+      const auto slot = static_cast<size_t>(chunk[b].slot);
+      w[b] = static_cast<float>(weight_[static_cast<size_t>(local_[slot])] / double(std::max<int64_t>(1, task_tokens[slot])));
+    }
+    torch::Tensor row_weight = torch::tensor(w).to(model_->device());
+    st.data_s += watch.seconds();
+
+    watch.reset();
+    auto adapter = bank_->bind(mb.bank_rows, /*training=*/true);
+    torch::Tensor per_row = target_nll(*model_, mb.ids, mb.attention_mask, mb.target_mask, adapter.get()).sum(1);
+    torch::Tensor loss = (per_row * row_weight).sum();
+    const double lv = loss.item<double>();
+    if (!std::isfinite(lv)) {
+      torch::Tensor bad = torch::isfinite(per_row).logical_not().cpu();
+      std::string task = "?";
+      for (size_t b = 0; b < chunk.size(); ++b)
+        if (bad[static_cast<int64_t>(b)].item<bool>()) {
+          task = task_names_[static_cast<size_t>(local_[static_cast<size_t>(chunk[b].slot)])];
+          break;
+        }
+      BORA_THROW(NumericError, "non-finite loss at step ", step_ + 1, " in task '", task,
+                 "' (last good checkpoint: ", last_checkpoint_.empty() ? "none" : last_checkpoint_, ")");
+    }
+    backward(loss);
+    lik_local += lv;
+    nll_local += per_row.sum().item<double>();
+    tokens_local += double(mb.target_tokens);
+    st.sequences += static_cast<int64_t>(chunk.size());
+    st.compute_s += watch.seconds();
+  }
+
+  // The prior over this rank's tasks, in closed form.
+  watch.reset();
+  const int64_t P = bank_->row_size();
+  torch::NoGradGuard no_grad;
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(model_->device());
+  torch::Tensor buffer = torch::zeros({P + 6}, f64);
+  torch::Tensor head = buffer.narrow(0, 0, P);
+  double prior_local = 0;
+  if (!unified && cfg_.bora.tau > 0) {
+    PriorTerms terms = prior_terms(prior_kind_, cfg_.bora.tau, bank_->rows(), theta_, bank_->layout());
+    bank_->grad_rows().add_(terms.grad_rows);
+    prior_local = terms.value;
+    if (!mean_update) head.copy_(terms.grad_theta);
+  }
+  if (!std::isfinite(prior_local))
+    BORA_THROW(NumericError, "non-finite prior at step ", step_ + 1, " (tau = ", cfg_.bora.tau,
+               "; last good checkpoint: ", last_checkpoint_.empty() ? "none" : last_checkpoint_, ")");
+  if (unified) head.copy_(bank_->grad_rows()[0]);
+  const double rows_sq = cfg_.grad_clip > 0 && !unified ? bank_->grad_rows().to(torch::kFloat64).pow(2).sum().item<double>() : 0;
+  const double scalars[6] = {lik_local, prior_local, nll_local, tokens_local, rows_sq, double(st.sequences)};
+  buffer.narrow(0, P, 6).copy_(torch::tensor(std::vector<double>(scalars, scalars + 6), torch::kFloat64));
+  st.compute_s += watch.seconds();
+
+  // THE all-reduce of the step (mean mode reduces after the rows' update instead).
+  auto read_scalars = [&] {
+    torch::Tensor s = buffer.narrow(0, P, 6).cpu();
+    auto a = s.accessor<double, 1>();
+    st.loss = a[0] + a[1];
+    st.prior = a[1];
+    st.nll = a[3] > 0 ? a[2] / a[3] : NAN;
+    st.tokens = static_cast<int64_t>(a[3]);
+    st.sequences = static_cast<int64_t>(a[5]);
+    return a[4];
+  };
+  double global_rows_sq = 0;
+  if (!mean_update) {
+    watch.reset();
+    comm_.all_reduce_sum(buffer);
+    st.allreduce_s += watch.seconds();
+    global_rows_sq = read_scalars();
+    if (unified) bank_->grad_rows()[0].copy_(head);
+  }
+
+  watch.reset();
+  st.lr = cfg_.lr_at(step_, total_steps_);
+  torch::Tensor theta_grad = theta_opt_ ? head.to(torch::kFloat32) : torch::Tensor();
+  if (cfg_.grad_clip > 0) {
+    double sq = unified ? bank_->grad_rows().to(torch::kFloat64).pow(2).sum().item<double>() : global_rows_sq;
+    if (mean_update) sq = comm_.all_reduce_scalar(rows_sq, "sum");  // a second, scalar collective
+    if (theta_grad.defined()) sq += theta_grad.to(torch::kFloat64).pow(2).sum().item<double>();
+    const double norm = std::sqrt(sq);
+    if (norm > cfg_.grad_clip) {
+      const double f = cfg_.grad_clip / (norm + 1e-6);
+      bank_->grad_rows().mul_(f);
+      if (theta_grad.defined()) theta_grad.mul_(f);
+    }
+  }
+  rows_opt_->step(bank_->grad_rows(), st.lr);
+  if (theta_opt_) theta_opt_->step(theta_grad, st.lr);
+  bank_->zero_grad();
+  st.optimizer_s += watch.seconds();
+  if (mean_update) {
+    // Theta <- the mean of all theta_d, after the step: sum over local rows, reduce.
+    watch.reset();
+    head.copy_(bank_->rows().to(torch::kFloat64).sum(0));
+    comm_.all_reduce_sum(buffer);
+    st.allreduce_s += watch.seconds();
+    read_scalars();
+    theta_.copy_(head / double(num_tasks()));
+  }
+  ++step_;
+  if (cfg_.replica_check_every > 0 && step_ % cfg_.replica_check_every == 0 && comm_.size() > 1) check_replicas();
+  st.step = step_;
+  st.seconds = total.seconds();
+  train_tokens_ += st.tokens;
+  return st;
+}
+
+EvalSummary Trainer::evaluate(Split split) {
+  std::vector<TaskEval> local = evaluator_->run(bank_.get(), split);
+  return summarize(gather_task_evals(comm_, local_, local, num_tasks()));
+}
+
+void Trainer::log_step(const StepStats& s) {
+  const double tps = s.seconds > 0 ? double(s.tokens) / s.seconds : 0;
+  OrderedJson j = {{"step", s.step},          {"epoch", double(s.step) / double(global_steps_per_epoch())},
+                   {"loss", s.loss},          {"nll", s.nll},
+                   {"prior", s.prior},        {"lr", s.lr},
+                   {"tokens", s.tokens},      {"sequences", s.sequences},
+                   {"tokens_per_s", tps},     {"step_s", s.seconds},
+                   {"compute_s", s.compute_s}, {"allreduce_s", s.allreduce_s},
+                   {"data_s", s.data_s},      {"optimizer_s", s.optimizer_s}};
+  run_->append_metrics(j);
+}
+
+void Trainer::evaluate_and_track() {
+  EvalSummary val = evaluate(Split::Validation);
+  OrderedJson j = {{"eval", "validation"}, {"step", step_}};
+  j.update(summary_json(val));
+  run_->append_metrics(j);
+  if (comm_.rank() == 0)
+    BORA_INFO("step ", step_, ": validation perplexity ", val.macro_ppl(), " (macro), ", val.micro_ppl(), " (micro)");
+  if (val.macro_nll < early_.best_nll) {
+    torch::NoGradGuard g;
+    early_.best_nll = val.macro_nll;
+    early_.best_step = step_;
+    early_.bad_evals = 0;
+    early_.best_rows = bank_->rows().clone();
+    early_.best_theta = theta_.defined() ? theta_.clone() : torch::Tensor();
+    best_val_ = std::move(val);
+  } else if (cfg_.patience > 0 && ++early_.bad_evals >= cfg_.patience) {
+    early_.stopped = true;
+    if (comm_.rank() == 0)
+      BORA_INFO("early stopping at step ", step_, ": no better validation NLL in ", cfg_.patience,
+                " evaluations (best at step ", early_.best_step, ")");
+  }
+}
+
+bool Trainer::run() {
+  const int64_t eval_every = cfg_.eval_every > 0 ? cfg_.eval_every : global_steps_per_epoch();
+  if (step_ == 0) {
+    if (cfg_.eval_base) {
+      base_val_ = summarize(gather_task_evals(comm_, local_, evaluator_->run(nullptr, Split::Validation), num_tasks()));
+      OrderedJson j = {{"eval", "base_validation"}, {"step", 0}};
+      j.update(summary_json(base_val_));
+      run_->append_metrics(j);
+      if (comm_.rank() == 0) BORA_INFO("base model: validation perplexity ", base_val_.macro_ppl(), " (macro)");
+    }
+    evaluate_and_track();
+  }
+  Progress bar("train", total_steps_, " steps", comm_.rank() == 0);
+  bar.set(step_);
+  Stopwatch wall;
+  while (step_ < total_steps_ && !early_.stopped) {
+    StepStats s = step();
+    train_seconds_ += s.seconds;
+    if (step_ % cfg_.log_every == 0 || step_ == total_steps_) log_step(s);
+    bar.set_note(cat("loss ", s.nll, " nll/tok"));
+    bar.set(step_);
+    if (step_ % eval_every == 0 || step_ == total_steps_) evaluate_and_track();
+  }
+  bar.finish();
+  finish();
+  return true;
+}
+
+void Trainer::finish() {
+  // The best adapters are the final adapters.
+  {
+    torch::NoGradGuard g;
+    bank_->rows().copy_(early_.best_rows);
+    if (theta_.defined()) theta_.copy_(early_.best_theta);
+  }
+  final_test_ = evaluate(Split::Test);
+  OrderedJson j = {{"eval", "test"}, {"step", early_.best_step}};
+  j.update(summary_json(final_test_));
+  run_->append_metrics(j);
+  std::vector<double> dist_local;
+  torch::Tensor d = theta_.defined() ? distance_to_theta(bank_->rows(), theta_).cpu() : torch::Tensor();
+  for (size_t i = 0; i < local_.size(); ++i) dist_local.push_back(d.defined() ? d[int64_t(i)].item<double>() : 0.0);
+  distances_ = gather_task_values(comm_, local_, dist_local, num_tasks());
+  write_results();
+  if (cfg_.export_adapters) export_adapters();
+  if (comm_.rank() == 0)
+    BORA_INFO("done: best step ", early_.best_step, ", validation perplexity ", best_val_.macro_ppl(),
+              ", test perplexity ", final_test_.macro_ppl(), "; results in ", run_->path("results.md"));
+}
+
+void Trainer::write_results() {
+  if (comm_.rank() != 0) return;
+  const double tau = cfg_.bora.tau;
+  OrderedJson tasks = OrderedJson::array();
+  for (size_t t = 0; t < task_names_.size(); ++t) {
+    OrderedJson e = {{"name", task_names_[t]},
+                     {"train_documents", train_docs_[t]},
+                     {"train_target_tokens", train_targets_[t]},
+                     {"validation_ppl", best_val_.tasks[t].ppl()},
+                     {"test_ppl", final_test_.tasks[t].ppl()},
+                     {"validation_tokens", best_val_.tasks[t].tokens},
+                     {"test_tokens", final_test_.tasks[t].tokens},
+                     {"distance_to_theta", distances_[t]}};
+    if (!base_val_.tasks.empty()) e["base_validation_ppl"] = base_val_.tasks[t].ppl();
+    tasks.push_back(e);
+  }
+  OrderedJson r = {{"tau", std::isinf(tau) ? OrderedJson("inf") : OrderedJson(tau)},
+                   {"lr", cfg_.effective_lr()},
+                   {"prior", cfg_.bora.prior},
+                   {"adapter", bank_->spec().describe()},
+                   {"ranks", comm_.size()},
+                   {"steps", step_},
+                   {"best_step", early_.best_step},
+                   {"stopped_early", early_.stopped},
+                   {"train_seconds", train_seconds_},
+                   {"train_tokens", train_tokens_},
+                   {"tokens_per_s", train_seconds_ > 0 ? double(train_tokens_) / train_seconds_ : 0.0},
+                   {"validation", summary_json(best_val_)},
+                   {"test", summary_json(final_test_)}};
+  if (!base_val_.tasks.empty()) r["base_validation"] = summary_json(base_val_);
+  r["tasks"] = tasks;
+  run_->write_json("results.json", r);
+
+  std::string md = cat("# BoRA results: tau = ", std::isinf(tau) ? "inf" : format_double(tau), ", lr = ",
+                       format_double(cfg_.effective_lr()), "\n\n", "Adapter: ", bank_->spec().describe(),
+                       ". Best step ", early_.best_step, " of ", step_, ". Perplexities at the best step.\n\n",
+                       "| task | train docs | train tokens | base val ppl | val ppl | test ppl | ‖θ_d − Θ‖ |\n",
+                       "|---|---:|---:|---:|---:|---:|---:|\n");
+  char buf[512];
+  for (size_t t = 0; t < task_names_.size(); ++t) {
+    std::snprintf(buf, sizeof buf, "| %s | %lld | %lld | %.2f | %.2f | %.2f | %.4f |\n", task_names_[t].c_str(),
+                  static_cast<long long>(train_docs_[t]), static_cast<long long>(train_targets_[t]),
+                  base_val_.tasks.empty() ? NAN : base_val_.tasks[t].ppl(), best_val_.tasks[t].ppl(),
+                  final_test_.tasks[t].ppl(), distances_[t]);
+    md += buf;
+  }
+  std::snprintf(buf, sizeof buf, "| **overall (macro)** | | | %.2f | %.2f | %.2f | |\n| overall (micro) | | | %.2f | %.2f | %.2f | |\n",
+                base_val_.tasks.empty() ? NAN : base_val_.macro_ppl(), best_val_.macro_ppl(), final_test_.macro_ppl(),
+                base_val_.tasks.empty() ? NAN : base_val_.micro_ppl(), best_val_.micro_ppl(), final_test_.micro_ppl());
+  md += buf;
+  run_->write_text("results.md", md);
+}
+
+void Trainer::export_adapters() {
+  // Rows travel to rank 0, which alone writes the run folder.
+  const bool unified = cfg_.bora.unified();
+  const int64_t P = bank_->row_size();
+  std::string mine;
+  if (!unified || comm_.rank() == 0) {
+    torch::Tensor rows = bank_->rows().to(torch::kCPU).contiguous();
+    for (size_t i = 0; i < (unified ? 1 : local_.size()); ++i) {
+      int64_t t = unified ? -1 : local_[i];
+      mine.append(reinterpret_cast<const char*>(&t), 8);
+      mine.append(reinterpret_cast<const char*>(rows[int64_t(i)].data_ptr<float>()), size_t(P) * 4);
+    }
+  }
+  std::vector<std::string> parts = comm_.gather_bytes(mine, 0);
+  if (comm_.rank() != 0) return;
+  AdapterBank out(bank_->spec(), model_->shape(), unified ? 1 : num_tasks() + 1, torch::kCPU);
+  torch::NoGradGuard g;
+  for (const auto& part : parts)
+    for (size_t off = 0; off + 8 <= part.size(); off += 8 + size_t(P) * 4) {
+      int64_t t;
+      std::memcpy(&t, part.data() + off, 8);
+      std::memcpy(out.rows()[t < 0 ? 0 : t].data_ptr<float>(), part.data() + off + 8, size_t(P) * 4);
+    }
+  auto write = [&](int64_t row, const std::string& dir) {
+    const AdapterSpec& s = out.spec();
+    if (s.preset == "lora" && !s.tied && !s.fused_qkv) export_peft(out, *model_, row, dir, cfg_.model);
+    else export_adapter(out, row, dir);
+  };
+  if (unified) {
+    write(0, run_->path("adapters/shared"));
+  } else {
+    for (int64_t t = 0; t < num_tasks(); ++t) write(t, run_->path("adapters/" + task_names_[static_cast<size_t>(t)]));
+    out.rows()[num_tasks()].copy_(theta_.cpu());
+    export_adapter(out, num_tasks(), run_->path("theta"));
+  }
+}
+
+}  // namespace bora
