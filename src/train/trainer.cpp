@@ -148,12 +148,12 @@ void Trainer::init_adapters() {
   bank_ = std::make_unique<AdapterBank>(spec, model_->shape(), unified ? 1 : int64_t(local_.size()), device);
   if (!unified) {
     // The reference initialisation: Theta gets the preset's init, every theta_d
-    // = Theta + N(0, init_noise^2), with noise seeded by the task's run index so
-    // that it does not depend on which rank owns the task.
+    // = Theta + N(0, init_noise^2), with noise seeded by (seed, task name): a task
+    // starts the same whichever rank owns it and whichever other tasks share the run.
     theta_ = bank_->preset_row();
     for (size_t i = 0; i < local_.size(); ++i) {
-      auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(cfg_.seed) * 1000003ULL +
-                                                static_cast<uint64_t>(local_[i]) + 1);
+      const std::string& name = task_names_[static_cast<size_t>(local_[i])];
+      auto gen = at::detail::createCPUGenerator(hash64(name.data(), name.size(), static_cast<uint64_t>(cfg_.seed)));
       torch::Tensor noise = torch::randn({bank_->row_size()}, gen, torch::kFloat32) * cfg_.bora.init_noise;
       bank_->rows()[static_cast<int64_t>(i)].copy_(theta_ + noise.to(device));
     }

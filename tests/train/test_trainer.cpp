@@ -1,0 +1,274 @@
+// The trainer against independent expectations: tasks do not interact at tau = 0,
+// tau = inf is one adapter trained on the pooled data (and a large tau approaches
+// it), theta_update = mean keeps Theta at the mean, evaluation equals a direct
+// computation from log-probabilities, training learns on real text, outputs, and
+// every bad input of the issue.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "data/dataset.h"
+#include "data/dataset_writer.h"
+#include "train_fixture.h"
+
+namespace bora {
+namespace {
+
+using namespace train_test;
+
+int64_t train_sequences(const std::string& data, const std::string& task = "") {
+  int64_t n = 0;
+  for (const auto& t : Manifest::read(data).tasks)
+    if (task.empty() || t.name == task) n += t.split(Split::Train).sequences;
+  return n;
+}
+
+double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).norm() / b.norm()).item<double>();
+}
+
+// Full-batch runs: every step sees every training sequence, so a task's gradient
+// does not depend on which other tasks share the run.
+TrainConfig full_batch(const std::string& data, const std::string& run, int steps) {
+  TrainConfig c = base_config(data, run);
+  c.batch_size = train_sequences(data);
+  c.max_steps = steps;
+  return c;
+}
+
+TEST(Trainer, TauZeroTasksDoNotInteract) {
+  const std::string data = fortunes_dataset();
+  TrainConfig c = full_batch(data, "tau0_joint", 4);
+  c.bora.tau = 0;
+  SoloRank joint(c);
+  for (int i = 0; i < 4; ++i) joint.trainer.step();
+  for (size_t t = 0; t < joint.trainer.task_names().size(); ++t) {
+    const std::string name = joint.trainer.task_names()[t];
+    TrainConfig s = full_batch(data, "tau0_" + name, 4);
+    s.bora.tau = 0;
+    s.tasks = {name};
+    s.batch_size = train_sequences(data, name);
+    SoloRank solo(s);
+    for (int i = 0; i < 4; ++i) solo.trainer.step();
+    const torch::Tensor together = joint.trainer.bank().rows()[int64_t(t)];
+    const torch::Tensor alone = solo.trainer.bank().rows()[0];
+    EXPECT_LT(rel_diff(together, alone), 1e-5) << name;
+    EXPECT_GT(rel_diff(together, solo.trainer.theta()), 1e-3) << name << " did not move";
+  }
+}
+
+// A copy of `data` whose tasks are pooled into one task "pooled" (same sequences).
+std::string pooled_copy(const std::string& data, const std::string& name) {
+  Manifest info = Manifest::read(data);
+  DatasetReader reader(data, {});
+  TaskSequences pooled;
+  pooled.name = pooled.source_name = "pooled";
+  Sequence seq;
+  for (Split split : kAllSplits)
+    for (int64_t t : reader.open_tasks())
+      for (int64_t i = 0; i < reader.size(t, split); ++i) {
+        reader.read(t, split, i, &seq);
+        pooled.splits[int(split)].add(seq.tokens.data(), int64_t(seq.tokens.size()), seq.prompt_len, i, false);
+      }
+  pooled.rows = pooled.documents();
+  std::string out = scratch(name) + "/data";
+  DatasetWriteOptions o;
+  o.overwrite = true;
+  DatasetWriter w(out, info, o);
+  w.add_task(pooled);
+  w.finish();
+  return out;
+}
+
+TEST(Trainer, TauInfIsOneAdapterOnThePooledData) {
+  // No task prompt: the pooled copy then holds exactly the same token sequences.
+  const std::string data = make_dataset("noprompt", {"food", "kids", "magic", "pets"}, "");
+  const std::string pooled = pooled_copy(data, "pooled");
+  TrainConfig u = full_batch(data, "tauinf", 5);
+  u.bora.tau = INFINITY;
+  u.bora.likelihood_weight = "tokens";  // sum_d T_d * mean-NLL_d = the pooled NLL sum
+  SoloRank unified(u);
+  EXPECT_EQ(unified.trainer.bank().num_tasks(), 1);
+  EXPECT_FALSE(unified.trainer.theta().defined());
+  TrainConfig p = full_batch(pooled, "pooled_run", 5);
+  p.bora.tau = 0;
+  p.bora.likelihood_weight = "tokens";
+  p.bora.init_noise = 0;  // start at the preset init, as the unified adapter does
+  SoloRank one(p);
+  for (int i = 0; i < 5; ++i) {
+    unified.trainer.step();
+    one.trainer.step();
+  }
+  const torch::Tensor shared = unified.trainer.bank().rows()[0];
+  EXPECT_LT(rel_diff(shared, one.trainer.bank().rows()[0]), 1e-5);
+  EXPECT_GT(rel_diff(shared, unified.trainer.bank().preset_row()), 1e-2);  // it trained
+
+  // A finite, growing tau pulls the theta_d onto one adapter: their spread around
+  // Theta shrinks monotonically. (It does not retrace the tau = inf trajectory:
+  // AdamW normalises each coupled copy on its own — docs/bora.md — which is why
+  // tau = inf is a mode of its own and not a large number.)
+  std::vector<double> spread;
+  for (double tau : {1.0, 100.0, 1e4}) {
+    TrainConfig c = full_batch(data, "taularge", 5);
+    c.bora.tau = tau;
+    c.bora.likelihood_weight = "tokens";
+    SoloRank r(c);
+    for (int i = 0; i < 5; ++i) r.trainer.step();
+    spread.push_back(distance_to_theta(r.trainer.bank().rows(), r.trainer.theta()).mean().item<double>());
+  }
+  EXPECT_GT(spread[0], spread[1]);
+  EXPECT_GT(spread[1], spread[2]);
+  EXPECT_LT(spread[2], 0.5 * spread[0]);
+}
+
+TEST(Trainer, MeanUpdateKeepsThetaAtTheMeanOfTheTasks) {
+  TrainConfig c = base_config(fortunes_dataset(), "mean");
+  c.bora.tau = 10;
+  c.bora.theta_update = "mean";
+  SoloRank r(c);
+  EXPECT_EQ(r.trainer.theta_optimizer(), nullptr);
+  for (int i = 0; i < 5; ++i) {
+    r.trainer.step();
+    const torch::Tensor mean = r.trainer.bank().rows().mean(0);
+    EXPECT_LT((r.trainer.theta() - mean).abs().max().item<double>(), 1e-6) << "step " << i + 1;
+  }
+}
+
+TEST(Trainer, EvaluationEqualsDirectLogProbabilities) {
+  TrainConfig c = base_config(fortunes_dataset(), "eval");
+  c.bora.tau = 1;
+  c.eval_batch = 5;  // several micro-batches that mix tasks
+  SoloRank r(c);
+  for (int i = 0; i < 3; ++i) r.trainer.step();
+  EvalSummary got = r.trainer.evaluate(Split::Validation);
+
+  DatasetReader reader(c.data, {});
+  Sequence seq;
+  torch::NoGradGuard g;
+  double macro = 0, total = 0;
+  int64_t tokens = 0;
+  for (size_t t = 0; t < r.trainer.task_names().size(); ++t) {
+    const int64_t task = reader.task_index(r.trainer.task_names()[t]);
+    double nll = 0;
+    int64_t n = 0;
+    for (int64_t i = 0; i < reader.size(task, Split::Validation); ++i) {
+      reader.read(task, Split::Validation, i, &seq);
+      torch::Tensor ids = torch::tensor(std::vector<int64_t>(seq.tokens.begin(), seq.tokens.end())).unsqueeze(0);
+      auto adapter = r.trainer.bank().bind({int64_t(t)}, false);
+      torch::Tensor logp = torch::log_softmax(r.trainer.model().logits(ids, torch::ones_like(ids), adapter.get())[0], -1);
+      for (size_t j = size_t(seq.prompt_len); j < seq.tokens.size(); ++j, ++n)
+        nll -= logp[int64_t(j) - 1][seq.tokens[j]].item<double>();
+    }
+    EXPECT_NEAR(got.tasks[t].ppl(), std::exp(nll / n), 1e-4 * std::exp(nll / n)) << r.trainer.task_names()[t];
+    EXPECT_EQ(got.tasks[t].tokens, n);
+    macro += nll / n;
+    total += nll;
+    tokens += n;
+  }
+  const double T = double(r.trainer.task_names().size());
+  const double want_macro = std::exp(macro / T), want_micro = std::exp(total / double(tokens));
+  EXPECT_NEAR(got.macro_ppl(), want_macro, 1e-4 * want_macro);
+  EXPECT_NEAR(got.micro_ppl(), want_micro, 1e-4 * want_micro);
+  EXPECT_NE(got.macro_ppl(), got.micro_ppl());
+}
+
+std::vector<Json> read_jsonl(const std::string& path) {
+  std::vector<Json> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) out.push_back(Json::parse(line));
+  return out;
+}
+
+TEST(Trainer, LearnsOnRealTextAndWritesItsOutputs) {
+  TrainConfig c = base_config(fortunes_dataset(), "learn");
+  c.bora.tau = 10;
+  c.epochs = 4;
+  c.lr = 1e-2;
+  c.eval_base = true;
+  SoloRank r(c);
+  ASSERT_TRUE(r.trainer.run());
+  Json res = read_json_file(c.run_dir + "/results.json");
+  EXPECT_LT(res["validation"]["macro_ppl"].get<double>(), 0.9 * res["base_validation"]["macro_ppl"].get<double>());
+  std::vector<double> nll;
+  for (const auto& j : read_jsonl(c.run_dir + "/metrics.jsonl"))
+    if (j.contains("nll")) nll.push_back(j["nll"].get<double>());
+  ASSERT_GE(nll.size(), 8u);
+  auto avg = [](auto b, auto e) { return std::accumulate(b, e, 0.0) / double(e - b); };
+  EXPECT_LT(avg(nll.end() - 3, nll.end()), avg(nll.begin(), nll.begin() + 3) - 0.1);
+  // Outputs: the table, every task's PEFT adapter, Theta, the resolved config.
+  for (const auto& t : r.trainer.task_names()) {
+    EXPECT_TRUE(fs::exists(c.run_dir + "/adapters/" + t + "/adapter_model.safetensors")) << t;
+    EXPECT_TRUE(fs::exists(c.run_dir + "/adapters/" + t + "/adapter_config.json")) << t;
+  }
+  EXPECT_TRUE(fs::exists(c.run_dir + "/theta/adapter.safetensors"));
+  EXPECT_TRUE(fs::exists(c.run_dir + "/results.md"));
+  const double macro = res["validation"]["macro_nll"].get<double>();
+  double sum = 0;
+  for (const auto& t : res["tasks"]) sum += std::log(t["validation_ppl"].get<double>());
+  EXPECT_NEAR(macro, sum / double(res["tasks"].size()), 1e-9);
+}
+
+TEST(Trainer, UnifiedRunExportsOneSharedAdapter) {
+  TrainConfig c = base_config(fortunes_dataset(), "unified_out");
+  c.bora.tau = INFINITY;
+  c.max_steps = 2;
+  c.adapter.preset = "tl6";
+  SoloRank r(c);
+  ASSERT_TRUE(r.trainer.run());
+  EXPECT_TRUE(fs::exists(c.run_dir + "/adapters/shared/adapter.safetensors"));
+  EXPECT_FALSE(fs::exists(c.run_dir + "/theta"));
+  EXPECT_EQ(read_json_file(c.run_dir + "/results.json")["tau"], "inf");
+}
+
+// ---- bad input -------------------------------------------------------------------
+
+template <class E>
+void expect_error(const std::function<void()>& fn, const std::string& part) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error; expected one mentioning '" << part << "'";
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong error type: " << e.what();
+  }
+}
+
+TEST(Trainer, BadInputIsAClearError) {
+  const std::string data = fortunes_dataset();
+  TrainConfig c = base_config(data, "bad");
+  c.bora.tau = -1;
+  expect_error<ConfigError>([&] { c.validate(); }, "tau must be >= 0");
+  c = base_config(data, "bad");
+  c.lr = 0;
+  expect_error<ConfigError>([&] { c.validate(); }, "lr must be > 0");
+  c = base_config(data, "bad");
+  c.tasks = {"food", "nosuch"};
+  expect_error<DataError>([&] { SoloRank r(c); }, "task 'nosuch' named in tasks is not in the dataset");
+  c = base_config(data, "bad");
+  c.batch_size = train_sequences(data) + 1;
+  expect_error<ConfigError>([&] { SoloRank r(c); }, "batch_size");
+  // A dataset made with another tokenizer (GPT-2's first 300 merges, not 400).
+  c = base_config(make_dataset("othertok", {"magic"}, "\" [task] {task}\"", tiny_model_dir(300)), "bad");
+  expect_error<DataError>([&] { SoloRank r(c); }, "tokenizer");
+}
+
+TEST(Trainer, NonFiniteLossNamesStepAndTask) {
+  TrainConfig c = base_config(fortunes_dataset(), "nan");
+  c.bora.tau = 0;
+  c.batch_size = train_sequences(c.data);  // every task is in the first batch
+  SoloRank r(c);
+  {
+    torch::NoGradGuard g;
+    r.trainer.bank().rows()[2].fill_(NAN);
+  }
+  expect_error<NumericError>([&] { r.trainer.step(); }, "non-finite loss at step 1 in task '" + r.trainer.task_names()[2] + "'");
+}
+
+}  // namespace
+}  // namespace bora
