@@ -66,7 +66,7 @@ void AdapterConfig::declare(OptionTable& t) {
   t.add("adapter_tie", &tie, "override the preset's tying: none | layers");
   t.add("adapter_scale", &scale, "the scaling s: auto (alpha/r for lora, 1 for tied presets) or a number");
   t.add_choice("adapter_strategy", &strategy, {"auto", "gather", "segments"},
-               "multi-task forward: gather+bmm, or per-task segments (auto: segments on CPU, gather on CUDA)");
+               "multi-task forward: gather+bmm, or one matmul per task segment (auto = gather)");
   t.add("adapter_seed", &seed, "seed of the frozen random matrices and the preset initialisation");
 }
 

@@ -110,6 +110,8 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   if (m->size_ > 0) {
     // MAP_PRIVATE + PROT_WRITE: copy-on-write, so a stray in-place op on a tensor
     // that views the map can never reach the file on disk.
+    // (Not MAP_POPULATE: on a private writable map it pre-faults every page as a
+    // copy-on-write copy, i.e. a second full copy of the file in memory.)
     void* p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, f.fd, 0);
     BORA_CHECK(p != MAP_FAILED, IoError, "cannot map '", path, "': ", errno_text());
     m->data_ = static_cast<uint8_t*>(p);

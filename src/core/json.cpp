@@ -9,6 +9,8 @@ Json parse_json(const std::string& text, const std::string& origin) {
     return Json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     BORA_THROW(FormatError, origin, ": invalid JSON at byte ", e.byte);
+  } catch (const nlohmann::json::exception& e) {
+    BORA_THROW(FormatError, origin, ": invalid JSON (", e.what(), ")");
   }
 }
 

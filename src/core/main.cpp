@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "core/allocator.h"
 #include "core/error.h"
 
 namespace bora {
@@ -36,6 +37,7 @@ int guarded_main(const std::string& program, const std::function<int()>& body,
                  const std::function<void(int)>& on_error) {
   int code = kExitError;
   std::string what;
+  tune_allocator();
   try {
     return body();
   } catch (const Error& e) {

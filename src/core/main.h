@@ -3,6 +3,7 @@
 // one line ("bora-train: rank 1: error: <message> [src/file.cpp:42]") and returns
 // the error's exit code. `on_error` runs after the message is printed; distributed
 // tools pass one that calls MPI_Abort so that peers never wait in a collective.
+// It first tunes malloc for training loops (core/allocator.h).
 #pragma once
 
 #include <functional>

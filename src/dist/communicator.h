@@ -4,13 +4,18 @@
 // of |Theta| floats (Theta's gradient, or sum_d theta_d), plus small collectives at
 // start-up, evaluation and checkpointing. Backends:
 //   LocalCommunicator  world of one process (no MPI needed);
-//   MpiCommunicator    CPU tensors over an MPI communicator;
-//   NcclCommunicator   CUDA tensors over NCCL (compiled when BORA_HAVE_NCCL);
-// make_communicator() picks by where the tensors live.
+//   MpiCommunicator    CPU tensors over an MPI communicator (CUDA tensors are
+//                      staged through host memory: the fallback without NCCL);
+//   NcclCommunicator   CUDA tensors over NCCL, everything else over MPI
+//                      (compiled only when BORA_HAVE_NCCL);
+// make_communicator() (dist/world.h) picks one by where the tensors live.
 //
 // Every replica must end a collective with bit-identical results (Theta is
 // replicated and checked by checksum), so all_reduce_sum is a reduce-scatter then
 // an all-gather: each element is summed once, by one rank, in a fixed order.
+//
+// CommStats counts the all_reduce_sum calls and their elements; the tests check
+// from it that a training step does exactly one all-reduce of |Theta| (+ scalars).
 #pragma once
 
 #include <torch/types.h>
@@ -35,7 +40,9 @@ class Communicator {
   virtual int size() const = 0;
   virtual std::string backend() const = 0;  // "local", "mpi", "nccl"
 
-  // Elementwise sum over ranks, in place. `t` must be contiguous.
+  // Elementwise sum over ranks, in place. `t` must be contiguous. Returns when the
+  // result is in `t` (for CUDA tensors: when the stream has finished the reduction,
+  // so that the time counted in stats() is the collective's, not its launch's).
   void all_reduce_sum(torch::Tensor& t);
   // Copies root's `t` to every rank, in place.
   virtual void broadcast(torch::Tensor& t, int root) = 0;

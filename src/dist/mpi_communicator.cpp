@@ -1,6 +1,7 @@
 #include "dist/mpi_communicator.h"
 
 #include <climits>
+#include <exception>
 
 #include "core/error.h"
 
@@ -41,14 +42,24 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm, bool owned) : comm_(comm), owned
 MpiCommunicator::~MpiCommunicator() {
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (owned_ && !finalized) MPI_Comm_free(&comm_);
+  // Not while an exception unwinds a failing rank: the job is about to be aborted.
+  if (owned_ && !finalized && std::uncaught_exceptions() == 0) MPI_Comm_free(&comm_);
 }
 
 void MpiCommunicator::all_reduce_sum_impl(torch::Tensor& t) {
-  BORA_CHECK(t.device().is_cpu(), DistError, "the MPI communicator takes CPU tensors, got ", t.device().str());
   if (size_ == 1) return;
+  if (!t.device().is_cpu()) {
+    // A CUDA tensor without NCCL: stage through host memory. Correct but slow
+    // (two PCIe copies per step); make_communicator() picks NCCL when it exists.
+    torch::Tensor host = t.to(torch::kCPU).contiguous();
+    all_reduce_sum_impl(host);
+    t.copy_(host);
+    return;
+  }
   const int64_t n = t.numel();
   const int64_t chunk = (n + size_ - 1) / size_;
+  // Padded to a multiple of the world size, so that every rank owns `chunk`
+  // elements of the reduce-scatter (the pad is zeros and is never read back).
   torch::Tensor padded = torch::zeros({chunk * size_}, t.options());
   padded.narrow(0, 0, n).copy_(t.view({-1}));
   torch::Tensor mine = torch::empty({chunk}, t.options());
@@ -62,7 +73,13 @@ void MpiCommunicator::all_reduce_sum_impl(torch::Tensor& t) {
 }
 
 void MpiCommunicator::broadcast(torch::Tensor& t, int root) {
-  BORA_CHECK(t.device().is_cpu() && t.is_contiguous(), DistError, "broadcast needs a contiguous CPU tensor");
+  BORA_CHECK(t.is_contiguous(), DistError, "broadcast needs a contiguous tensor");
+  if (!t.device().is_cpu()) {
+    torch::Tensor host = t.to(torch::kCPU).contiguous();
+    broadcast(host, root);
+    t.copy_(host);
+    return;
+  }
   check(MPI_Bcast(t.data_ptr(), as_count(t.nbytes()), MPI_BYTE, root, comm_), "MPI_Bcast");
 }
 

@@ -1,4 +1,6 @@
-// Communicator over an MPI communicator, for CPU tensors (float32/float64).
+// Communicator over an MPI communicator, for CPU tensors (float32/float64; int32
+// and int64 too). CUDA tensors are staged through host memory (copy out, reduce,
+// copy back): the path of a CUDA build without NCCL, correct but slow.
 //
 // all_reduce_sum is MPI_Reduce_scatter_block + MPI_Allgather over a buffer padded
 // to a multiple of the world size: each element is summed exactly once, by one rank,

@@ -11,17 +11,26 @@ namespace bora {
 std::vector<int> partition_tasks(const std::vector<int64_t>& work, int world) {
   const int64_t n = static_cast<int64_t>(work.size());
   BORA_CHECK(world >= 1, DistError, "world size must be >= 1");
+  for (size_t t = 0; t < work.size(); ++t)
+    BORA_CHECK(work[t] >= 0, DistError, "task ", t, " has negative work ", work[t]);
   BORA_CHECK(n >= world, DistError, "more ranks (", world, ") than tasks (", n,
              "): a rank needs at least one task; run with at most ", n, " ranks");
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return work[a] > work[b]; });
-  std::vector<int64_t> load(static_cast<size_t>(world), 0);
+  std::vector<int64_t> load(static_cast<size_t>(world), 0), count(static_cast<size_t>(world), 0);
   std::vector<int> owner(static_cast<size_t>(n), -1);
   for (int64_t t : order) {
-    int best = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    // Least load; ties to the rank with fewer tasks (so that tasks without work
+    // still reach every rank), then to the lowest rank.
+    int best = 0;
+    for (int r = 1; r < world; ++r) {
+      const auto a = static_cast<size_t>(r), b = static_cast<size_t>(best);
+      if (load[a] < load[b] || (load[a] == load[b] && count[a] < count[b])) best = r;
+    }
     owner[static_cast<size_t>(t)] = best;
     load[static_cast<size_t>(best)] += work[static_cast<size_t>(t)];
+    count[static_cast<size_t>(best)] += 1;
   }
   return owner;
 }

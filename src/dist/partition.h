@@ -2,7 +2,10 @@
 // its tasks and reads only their shards. Balance is by training target tokens (the
 // work of an epoch), with the longest-processing-time greedy rule: tasks in
 // decreasing size (ties by task order) each go to the rank with the least load so
-// far (ties to the lowest rank). Deterministic, and within 4/3 of the optimum.
+// far (ties to the rank with fewer tasks, then to the lowest rank). Deterministic
+// (a pure function of the work vector and the world size: every rank computes the
+// same table without communicating), within 4/3 of the optimal largest load, and
+// with n >= world every rank gets at least one task.
 #pragma once
 
 #include <cstdint>

@@ -1,14 +1,18 @@
 #include "dist/world.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <mpi.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <thread>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "dist/mpi_communicator.h"
+#include "dist/nccl_communicator.h"
 
 namespace bora {
 
@@ -50,7 +54,10 @@ World::World(int* argc, char*** argv) {
 
 World::~World() {
   comm_.reset();
-  if (mpi_) {
+  // A failing rank unwinds through here before guarded_main catches the error:
+  // MPI_Finalize would then wait for peers that sit in a collective, forever.
+  // Skip it; guarded_main's on_error (abort_job) ends the whole job instead.
+  if (mpi_ && std::uncaught_exceptions() == 0) {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Finalize();
@@ -63,6 +70,37 @@ std::unique_ptr<Communicator> World::split(int color) {
   BORA_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color, rank_, &sub) == MPI_SUCCESS, DistError, "MPI_Comm_split failed");
   MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
   return std::make_unique<MpiCommunicator>(sub, /*owned=*/true);
+}
+
+torch::Device World::select_device(const std::string& choice) const {
+  BORA_CHECK(choice == "cpu" || choice == "cuda" || choice == "auto", ConfigError, "device must be auto, cpu or cuda, got '",
+             choice, "'");
+  if (choice == "cpu") return torch::kCPU;
+  const bool cuda = torch::cuda::is_available();
+  BORA_CHECK(cuda || choice == "auto", ConfigError, "device = cuda but no CUDA device is available");
+  if (!cuda) return torch::kCPU;
+  const int count = static_cast<int>(torch::cuda::device_count());
+  const auto index = static_cast<c10::DeviceIndex>(local_rank_ % count);
+  if (local_size_ > count && local_rank_ == 0)
+    BORA_WARN(local_size_, " ranks share ", count, " GPUs on this node: ranks share GPUs (slower, more memory)");
+  // Through the device-guard registry (present whenever LibTorch has CUDA), so
+  // that this file needs no CUDA headers.
+  c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(torch::Device(torch::kCUDA, index));
+  return torch::Device(torch::kCUDA, index);
+}
+
+std::unique_ptr<Communicator> make_communicator(World& world, torch::Device device) {
+  if (!world.uses_mpi()) return std::make_unique<LocalCommunicator>();
+  if (device.is_cuda()) {
+#if BORA_HAVE_NCCL
+    return std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, device);
+#else
+    if (world.rank() == 0)
+      BORA_WARN("CUDA tensors but bora was built without NCCL: Theta's all-reduce is staged through host memory "
+                "over MPI (slow; rebuild with NCCL, see docs/distributed.md)");
+#endif
+  }
+  return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, /*owned=*/false);
 }
 
 void World::abort_job(int code) {

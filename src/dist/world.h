@@ -5,10 +5,20 @@
 // a world of one without MPI, so single-process runs need no launcher. The local
 // rank (for the GPU and thread count of a node) comes from MPI_Comm_split_type
 // (MPI_COMM_TYPE_SHARED). Errors end the whole job through abort_job(): one failing
-// rank never leaves its peers waiting in a collective.
+// rank never leaves its peers waiting in a collective. The destructor finalizes MPI
+// on a normal exit only: while an exception unwinds a failing rank, MPI_Finalize
+// would wait for peers stuck in a collective, so it is left to abort_job.
+//
+// Devices: one GPU per local rank. select_device("auto" | "cuda") gives
+// cuda:(local_rank mod GPUs of the node) and makes it the current CUDA device, so
+// that torch::kCUDA without an index (the trainer's) and NCCL mean the same GPU.
+// make_communicator() then chooses the backend by where the tensors live.
 #pragma once
 
+#include <torch/types.h>
+
 #include <memory>
+#include <string>
 
 #include "dist/communicator.h"
 
@@ -35,6 +45,11 @@ class World {
   // ordered by world rank: one tau per group in a sweep inside one allocation.
   std::unique_ptr<Communicator> split(int color);
 
+  // This rank's device for the trainer's `device` option: "cpu"; "cuda" (a
+  // ConfigError without CUDA); "auto" = cuda when available, else cpu. A CUDA
+  // choice is cuda:(local_rank mod device count), made the current device.
+  torch::Device select_device(const std::string& choice) const;
+
   // Ends the whole job with `code`: MPI_Abort when MPI is running (peers are killed
   // by the launcher), nothing otherwise (the caller returns the code).
   static void abort_job(int code);
@@ -44,6 +59,14 @@ class World {
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   std::unique_ptr<Communicator> comm_;
 };
+
+// The communicator for tensors on `device` (collective over the world):
+//   a world of one          LocalCommunicator (every collective is the identity)
+//   CPU                     MpiCommunicator over MPI_COMM_WORLD
+//   CUDA, BORA_HAVE_NCCL    NcclCommunicator (NCCL for CUDA tensors, MPI for bytes)
+//   CUDA without NCCL       MpiCommunicator staging through host memory (warns)
+// Every rank must call it with the same kind of device.
+std::unique_ptr<Communicator> make_communicator(World& world, torch::Device device);
 
 // Intra-op threads for one rank: `requested` when > 0, else OMP_NUM_THREADS when set,
 // else the node's cores shared by its ranks (at least 1). Oversubscribed OpenMP

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/hash.h"
 
 namespace bora {
 
@@ -88,8 +89,8 @@ void write_all(int fd, const void* data, size_t size, const std::string& path) {
 
 }  // namespace
 
-void save_safetensors(const std::string& path, const NamedTensors& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+uint64_t save_safetensors(const std::string& path, const NamedTensors& tensors,
+                          const std::map<std::string, std::string>& metadata) {
   std::vector<StTensorInfo> infos;
   std::vector<torch::Tensor> cpu;
   std::set<std::string> seen;
@@ -112,9 +113,14 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   std::string tmp = temp_path_for(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   BORA_CHECK(fd >= 0, IoError, "cannot create '", tmp, "': ", std::strerror(errno));
+  Hasher digest;  // of exactly the bytes written, at ~10 GB/s: no second read
   try {
     write_all(fd, header.data(), header.size(), tmp);
-    for (const auto& c : cpu) write_all(fd, c.data_ptr(), c.nbytes(), tmp);
+    digest.update(header.data(), header.size());
+    for (const auto& c : cpu) {
+      write_all(fd, c.data_ptr(), c.nbytes(), tmp);
+      digest.update(c.data_ptr(), c.nbytes());
+    }
     BORA_CHECK(::fsync(fd) == 0, IoError, "cannot sync '", tmp, "': ", std::strerror(errno));
   } catch (...) {
     ::close(fd);
@@ -123,6 +129,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   }
   ::close(fd);
   rename_durable(tmp, path);
+  return digest.digest();
 }
 
 }  // namespace bora

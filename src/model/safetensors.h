@@ -46,7 +46,8 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
 // Writes tensors (any device; copied to CPU, contiguous) with `metadata` into
 // `path` atomically: a temporary sibling, fsync, rename. Names must be unique.
-void save_safetensors(const std::string& path, const NamedTensors& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
+// Returns the XXH3-64 of the file's bytes (for checkpoint manifests).
+uint64_t save_safetensors(const std::string& path, const NamedTensors& tensors,
+                          const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace bora

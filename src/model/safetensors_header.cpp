@@ -67,6 +67,9 @@ StHeader parse_st_header(const uint8_t* bytes, uint64_t file_size, const std::st
     j = Json::parse(bytes + 8, bytes + 8 + n);
   } catch (const nlohmann::json::parse_error& e) {
     BORA_THROW(FormatError, origin, ": invalid JSON in header at byte ", 8 + e.byte);
+  } catch (const nlohmann::json::exception& e) {
+    // e.g. out_of_range for a number that overflows a double ("1e999")
+    BORA_THROW(FormatError, origin, ": invalid JSON in header (", e.what(), ")");
   }
   BORA_CHECK(j.is_object(), FormatError, origin, ": header is not a JSON object");
 
@@ -120,11 +123,15 @@ StHeader parse_st_header(const uint8_t* bytes, uint64_t file_size, const std::st
   std::sort(h.tensors.begin(), h.tensors.end(), [](const StTensorInfo& a, const StTensorInfo& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });
-  for (size_t i = 1; i < h.tensors.size(); ++i) {
-    const auto& a = h.tensors[i - 1];
-    const auto& b = h.tensors[i];
-    BORA_CHECK(a.end <= b.begin || a.begin == a.end || b.begin == b.end, FormatError, origin,
-               ": tensors '", a.name, "' and '", b.name, "' overlap");
+  // Sorted by begin, non-empty tensors must each start at or after the furthest end
+  // so far (empty tensors occupy no bytes and are skipped, not compared: an empty
+  // one between two overlapping tensors must not hide their overlap).
+  const StTensorInfo* furthest = nullptr;
+  for (const auto& t : h.tensors) {
+    if (t.begin == t.end) continue;
+    BORA_CHECK(!furthest || furthest->end <= t.begin, FormatError, origin, ": tensors '", furthest->name,
+               "' and '", t.name, "' overlap");
+    if (!furthest || t.end > furthest->end) furthest = &t;
   }
   return h;
 }

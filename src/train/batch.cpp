@@ -10,7 +10,11 @@ MicroBatch BatchBuilder::build(const std::vector<RowRef>& rows, Split split) {
   BORA_CHECK(!rows.empty(), InternalError, "empty micro-batch");
   const int64_t B = static_cast<int64_t>(rows.size());
   int64_t S = 0;
-  for (const auto& r : rows) S = std::max(S, reader_.length(r.task, split, r.index));
+  for (const auto& r : rows) {
+    int64_t len = reader_.length(r.task, split, r.index);
+    if (drop_prompt_) len -= reader_.prompt_len(r.task, split, r.index) - 1;
+    S = std::max(S, len);
+  }
   // Built on the CPU in int64 (what embedding lookups take), then moved once.
   torch::Tensor ids = torch::full({B, S}, pad_id_, torch::kLong);
   torch::Tensor mask = torch::zeros({B, S}, torch::kLong);
@@ -23,6 +27,10 @@ MicroBatch BatchBuilder::build(const std::vector<RowRef>& rows, Split split) {
   for (int64_t b = 0; b < B; ++b) {
     const RowRef& r = rows[static_cast<size_t>(b)];
     reader_.read(r.task, split, r.index, &seq_);
+    if (drop_prompt_ && seq_.prompt_len > 1) {
+      seq_.tokens.erase(seq_.tokens.begin() + 1, seq_.tokens.begin() + seq_.prompt_len);
+      seq_.prompt_len = 1;
+    }
     const int64_t len = static_cast<int64_t>(seq_.tokens.size());
     for (int64_t j = 0; j < len; ++j) {
       ids_a[b][j] = seq_.tokens[static_cast<size_t>(j)];

@@ -33,14 +33,17 @@ struct MicroBatch {
 
 class BatchBuilder {
  public:
-  BatchBuilder(DatasetReader& reader, int64_t pad_id, torch::Device device)
-      : reader_(reader), pad_id_(pad_id), device_(device) {}
+  // drop_prompt: remove the prompt after the bos ([bos] + text + [eos]), so that a
+  // base model pretrained on the tasks' text never sees their names.
+  BatchBuilder(DatasetReader& reader, int64_t pad_id, torch::Device device, bool drop_prompt = false)
+      : reader_(reader), pad_id_(pad_id), device_(device), drop_prompt_(drop_prompt) {}
   MicroBatch build(const std::vector<RowRef>& rows, Split split);
 
  private:
   DatasetReader& reader_;
   int64_t pad_id_;
   torch::Device device_;
+  bool drop_prompt_;
   Sequence seq_;
 };
 

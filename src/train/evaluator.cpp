@@ -26,9 +26,9 @@ EvalSummary summarize(std::vector<TaskEval> tasks) {
 }
 
 Evaluator::Evaluator(CausalLM& model, DatasetReader& reader, std::vector<int64_t> tasks,
-                     std::vector<int64_t> bank_rows, int64_t batch_rows, int64_t pad_id)
+                     std::vector<int64_t> bank_rows, int64_t batch_rows, int64_t pad_id, bool drop_prompt)
     : model_(model), reader_(reader), tasks_(std::move(tasks)), bank_rows_(std::move(bank_rows)),
-      batch_rows_(batch_rows), pad_id_(pad_id) {}
+      batch_rows_(batch_rows), pad_id_(pad_id), drop_prompt_(drop_prompt) {}
 
 std::vector<TaskEval> Evaluator::run(const AdapterBank* bank, Split split) {
   torch::NoGradGuard no_grad;
@@ -45,7 +45,7 @@ std::vector<TaskEval> Evaluator::run(const AdapterBank* bank, Split split) {
     rows.insert(rows.end(), task_rows.begin(), task_rows.end());
   }
   std::vector<TaskEval> out(tasks_.size());
-  BatchBuilder builder(reader_, pad_id_, model_.device());
+  BatchBuilder builder(reader_, pad_id_, model_.device(), drop_prompt_);
   for (const auto& chunk : chunk_rows(rows, batch_rows_)) {
     MicroBatch mb = builder.build(chunk, split);
     std::unique_ptr<LinearAdapter> adapter;

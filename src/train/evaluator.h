@@ -38,7 +38,7 @@ class Evaluator {
  public:
   // tasks[i]: manifest index of local task i; bank_rows[i]: its adapter row.
   Evaluator(CausalLM& model, DatasetReader& reader, std::vector<int64_t> tasks,
-            std::vector<int64_t> bank_rows, int64_t batch_rows, int64_t pad_id);
+            std::vector<int64_t> bank_rows, int64_t batch_rows, int64_t pad_id, bool drop_prompt = false);
   // Sums per local task; bank == nullptr evaluates the base model alone.
   std::vector<TaskEval> run(const AdapterBank* bank, Split split);
 
@@ -47,6 +47,7 @@ class Evaluator {
   DatasetReader& reader_;
   std::vector<int64_t> tasks_, bank_rows_;
   int64_t batch_rows_, pad_id_;
+  bool drop_prompt_;
 };
 
 // Every rank's local sums -> all tasks (by run index) on every rank.

@@ -74,6 +74,8 @@ TEST(Json, BadJsonNamesFileAndByte) {
     EXPECT_NE(w.find("bad.json"), std::string::npos) << w;
     EXPECT_NE(w.find("byte"), std::string::npos) << w;
   }
+  write_file_atomic(p, "{\"a\": 1e999}");
+  EXPECT_THROW(read_json_file(p), FormatError);
   Json j = Json::parse("{\"a\": \"x\"}");
   EXPECT_THROW(json_get<int>(j, "a", "f.json"), FormatError);
   EXPECT_THROW(json_get<int>(j, "b", "f.json"), FormatError);

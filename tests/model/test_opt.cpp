@@ -361,6 +361,11 @@ TEST(SafetensorsHeader, OverlapAndSizeChecks) {
   EXPECT_THROW(parse(make(R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}})", 8)), FormatError);
   EXPECT_THROW(parse(make(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", 8)), FormatError);
   EXPECT_THROW(parse(make(R"([1,2])", 0)), FormatError);
+  // Found by fuzz_safetensors: a number overflowing a double must be a FormatError...
+  EXPECT_THROW(parse(make(R"({"a":1e999})", 0)), FormatError);
+  // ...and an empty tensor sorted between two overlapping ones must not hide them.
+  EXPECT_THROW(parse(make(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[0],"data_offsets":[8,8]},"c":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", 16)), FormatError);
+  EXPECT_NO_THROW(parse(make(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[0],"data_offsets":[8,8]},"c":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", 16)));
 }
 
 }  // namespace

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# A tau sweep on this machine: one bora-train run per tau (each on --ranks MPI
+# ranks), then bora-report over them. Re-running it resumes: finished runs
+# (results.json present) are skipped, unfinished ones continue from their newest
+# checkpoint (--resume auto).
+#
+#   launch/sweep.sh --sweep configs/sweep-demo.ini [--out runs/demo] [--ranks 2] [-- extra bora-train args]
+#
+# The sweep file (INI) holds:  taus = 0,1,10,inf   config = configs/demo.ini
+# (the bora-train options every run shares; the learning-rate rule lr / lr_per_tau
+# lives there too, so lr = tau * lr_per_tau for 0 < tau < inf and lr otherwise).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+sweep="" out="" ranks=1 threads=""
+while (($#)); do
+  case "$1" in
+    --sweep) sweep=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --ranks) ranks=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "sweep.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -f "$sweep" ] || { echo "sweep.sh: sweep file '$sweep' not found (--sweep configs/sweep-demo.ini)" >&2; exit 2; }
+key() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$sweep" | tail -1 | sed 's/[[:space:]]*#.*//'; }
+taus=$(key taus) config=$(key config)
+[ -n "$taus" ] || { echo "sweep.sh: $sweep has no 'taus = ...' list" >&2; exit 2; }
+[[ "$config" = /* ]] || config="$root/$config"
+[ -f "$config" ] || { echo "sweep.sh: config '$config' named in $sweep not found" >&2; exit 2; }
+out=${out:-$root/runs/$(basename "$sweep" .ini)}
+IFS=',' read -ra list <<< "$taus"
+for tau in "${list[@]}"; do
+  tau=$(echo "$tau" | tr -d '[:space:]')
+  [[ "$tau" =~ ^(inf|[0-9]+([.][0-9]+)?([eE][+-]?[0-9]+)?)$ ]] ||
+    { echo "sweep.sh: '$tau' in $sweep is not a tau >= 0 (or inf)" >&2; exit 2; }
+done
+mkdir -p "$out"
+n=${#list[@]} i=0 start=$(date +%s)
+for tau in "${list[@]}"; do
+  tau=$(echo "$tau" | tr -d '[:space:]'); i=$((i + 1))
+  run="$out/tau_$tau"
+  if [ -f "$run/results.json" ]; then
+    echo "[sweep $i/$n] tau = $tau: done already ($run)" >&2; continue
+  fi
+  echo "[sweep $i/$n] tau = $tau on $ranks rank(s) -> $run  ($(( $(date +%s) - start )) s so far)" >&2
+  targs=(--ranks "$ranks"); [ -n "$threads" ] && targs+=(--threads "$threads")
+  "$root/launch/run.sh" "${targs[@]}" -- bora-train --config "$config" --tau "$tau" --run_dir "$run" --resume auto "$@"
+done
+echo "[sweep] all $n runs done in $(( $(date +%s) - start )) s; report:" >&2
+"${BORA_BIN:-$root/build/bin}/bora-report" --sweep "$out"

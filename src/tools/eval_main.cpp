@@ -1,0 +1,66 @@
+// bora-eval: per-task perplexity of a base model, alone or with the adapters of a
+// run, on a split of a dataset; prints a Markdown table.
+//   bora-eval --model base --data data/tasks                       (the base alone)
+//   bora-eval --model base --data data/tasks --run runs/tau10      (with its adapters)
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "adapters/load.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/main.h"
+#include "core/options.h"
+#include "data/dataset.h"
+#include "dist/communicator.h"
+#include "dist/world.h"
+#include "model/tokenizer.h"
+#include "train/evaluator.h"
+
+int main(int argc, char** argv) {
+  return bora::guarded_main("bora-eval", [&] {
+    std::string model_dir, data, run, split = "validation";
+    std::vector<std::string> tasks;
+    int64_t batch = 32;
+    int threads = 0;
+    bora::OptionTable t("bora-eval", "Per-task and overall perplexity of a base model, alone or with a run's adapters.");
+    t.add("model", &model_dir, "HF base model folder");
+    t.add("data", &data, "dataset folder made by data_prep");
+    t.add("run", &run, "a bora-train run folder whose adapters/<task> to use (empty = the base alone)");
+    t.add("tasks", &tasks, "tasks to evaluate (default: all)");
+    t.add_choice("split", &split, {"train", "validation", "test"}, "which split");
+    t.add("eval_batch", &batch, "sequences per forward");
+    t.add("threads", &threads, "intra-op threads");
+    if (!t.parse(argc, argv)) return 0;
+    BORA_CHECK(!model_dir.empty() && !data.empty(), ConfigError, "model and data must be set");
+    torch::set_num_threads(bora::threads_per_rank(threads, 1));
+    auto model = bora::load_causal_lm(model_dir);
+    bora::DatasetReader reader(data, tasks);
+    reader.check_tokenizer(bora::Tokenizer::from_folder(model_dir).identity_hex(), model->shape().vocab_size);
+    const int64_t pad = bora::read_json_file(model_dir + "/config.json").value("pad_token_id", int64_t(1));
+
+    const std::vector<int64_t>& open = reader.open_tasks();
+    std::vector<std::string> names, folders;
+    std::vector<int64_t> rows;
+    for (int64_t task : open) names.push_back(reader.manifest().tasks[size_t(task)].name);
+    std::unique_ptr<bora::AdapterBank> bank;
+    if (!run.empty()) {
+      const bool shared = std::filesystem::exists(run + "/adapters/shared");
+      for (const auto& n : names) folders.push_back(run + "/adapters/" + (shared ? "shared" : n));
+      if (shared) folders.resize(1);
+      bank = bora::load_adapters(folders, *model);
+      for (size_t i = 0; i < names.size(); ++i) rows.push_back(shared ? 0 : int64_t(i));
+    } else {
+      rows.assign(names.size(), 0);
+    }
+    bora::Evaluator eval(*model, reader, open, rows, batch, pad);
+    bora::EvalSummary s = bora::summarize(eval.run(bank.get(), bora::parse_split(split)));
+    std::printf("| task | %s tokens | perplexity |\n|---|---:|---:|\n", split.c_str());
+    for (size_t i = 0; i < names.size(); ++i)
+      std::printf("| %s | %lld | %.3f |\n", names[i].c_str(), static_cast<long long>(s.tasks[i].tokens), s.tasks[i].ppl());
+    std::printf("| **overall (macro)** | | %.3f |\n| overall (micro) | | %.3f |\n", s.macro_ppl(), s.micro_ppl());
+    return 0;
+  });
+}

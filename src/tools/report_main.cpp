@@ -1,0 +1,45 @@
+// bora-report: the tables and plots of a tau sweep from its run folders.
+//   bora-report --sweep runs/sweep                 (every subfolder with results.json)
+//   bora-report --runs runs/tau0,runs/tau10,...   --out report/
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/main.h"
+#include "core/options.h"
+#include "train/sweep_report.h"
+
+int main(int argc, char** argv) {
+  return bora::guarded_main("bora-report", [&] {
+    std::string sweep, out;
+    std::vector<std::string> runs;
+    bool plots = true;
+    bora::OptionTable t("bora-report",
+                        "Writes Table 1 (overall perplexity per tau) and Table 2 (per-task perplexity, best tau marked) "
+                        "as Markdown and CSV, and PNG plots (gnuplot), from the run folders of a tau sweep.");
+    t.add("sweep", &sweep, "a folder whose subfolders are the sweep's runs");
+    t.add("runs", &runs, "run folders, instead of --sweep");
+    t.add("out", &out, "output folder (default: <sweep>/report)");
+    t.add("plots", &plots, "write the PNG figures (needs gnuplot)");
+    if (!t.parse(argc, argv)) return 0;
+    BORA_CHECK(!sweep.empty() || !runs.empty(), ConfigError, "give --sweep or --runs");
+    if (!sweep.empty()) {
+      BORA_CHECK(std::filesystem::is_directory(sweep), ConfigError, "sweep folder '", sweep, "' does not exist");
+      for (const auto& e : std::filesystem::directory_iterator(sweep))
+        if (e.is_directory() && e.path().filename() != "report" && std::filesystem::exists(e.path() / "config.ini"))
+          runs.push_back(e.path().string());
+      std::sort(runs.begin(), runs.end());
+    }
+    if (out.empty()) out = (sweep.empty() ? std::string(".") : sweep) + "/report";
+    bora::SweepReport rep = bora::read_sweep(runs);
+    std::cout << bora::write_report(rep, out, plots);
+    if (!rep.missing.empty()) {
+      std::cout << "\nMissing runs (left out):\n";
+      for (const auto& m : rep.missing) std::cout << "  " << m << "\n";
+    }
+    BORA_INFO("report written to ", out, "/report.md");
+    return 0;
+  });
+}

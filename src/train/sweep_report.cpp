@@ -1,0 +1,281 @@
+#include "train/sweep_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <numeric>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/options.h"
+
+namespace bora {
+namespace {
+
+std::string tau_text(double tau) { return std::isinf(tau) ? "inf" : format_double(tau); }
+
+std::string fmt(double v, int digits = 2) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::vector<double> ranks(const std::vector<double>& v) {
+  std::vector<size_t> idx(v.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+  std::vector<double> r(v.size());
+  for (size_t i = 0; i < idx.size();) {
+    size_t j = i;
+    while (j + 1 < idx.size() && v[idx[j + 1]] == v[idx[i]]) ++j;
+    for (size_t k = i; k <= j; ++k) r[idx[k]] = 0.5 * double(i + j) + 1;  // average rank of ties
+    i = j + 1;
+  }
+  return r;
+}
+
+// x positions of taus on a log axis, with 0 one decade left of the smallest finite
+// tau > 0 and inf one decade right of the largest.
+std::vector<double> tau_positions(const std::vector<SweepRun>& runs) {
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto& r : runs)
+    if (r.tau > 0 && std::isfinite(r.tau)) {
+      lo = std::min(lo, std::log10(r.tau));
+      hi = std::max(hi, std::log10(r.tau));
+    }
+  if (!std::isfinite(lo)) lo = hi = 0;
+  std::vector<double> x;
+  for (const auto& r : runs) x.push_back(r.tau == 0 ? lo - 1 : std::isinf(r.tau) ? hi + 1 : std::log10(r.tau));
+  return x;
+}
+
+void run_gnuplot(const std::string& dir, const std::string& name, const std::string& script) {
+  const std::string path = dir + "/" + name + ".gp";
+  write_file_atomic(path, script);
+  const std::string cmd = "cd '" + dir + "' && gnuplot '" + name + ".gp' 2> '" + name + ".gp.log'";
+  BORA_CHECK(std::system(cmd.c_str()) == 0, IoError, "gnuplot failed on ", path, " (see ", path,
+             ".log; is gnuplot installed? launch/install-deps.sh installs it, --plots false skips plots)");
+}
+
+}  // namespace
+
+double spearman(const std::vector<double>& x, const std::vector<double>& y) {
+  if (x.size() < 2 || x.size() != y.size()) return NAN;
+  std::vector<double> rx = ranks(x), ry = ranks(y);
+  const double n = double(x.size()), mx = (n + 1) / 2;
+  double sxy = 0, sxx = 0, syy = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    sxy += (rx[i] - mx) * (ry[i] - mx);
+    sxx += (rx[i] - mx) * (rx[i] - mx);
+    syy += (ry[i] - mx) * (ry[i] - mx);
+  }
+  return sxx > 0 && syy > 0 ? sxy / std::sqrt(sxx * syy) : NAN;
+}
+
+SweepReport read_sweep(const std::vector<std::string>& run_dirs) {
+  SweepReport rep;
+  for (const auto& dir : run_dirs) {
+    const std::string path = dir + "/results.json";
+    if (!std::filesystem::exists(path)) {
+      rep.missing.push_back(dir + " (no results.json: not finished, or not a run folder)");
+      BORA_WARN("sweep: ", dir, " has no results.json; left out of the tables");
+      continue;
+    }
+    try {
+      Json j = read_json_file(path);
+      SweepRun r;
+      r.dir = dir;
+      r.tau = j.at("tau").is_string() ? parse_double("tau", j.at("tau").get<std::string>()) : j.at("tau").get<double>();
+      r.lr = j.at("lr").get<double>();
+      r.val_macro = j.at("validation").at("macro_ppl").get<double>();
+      r.val_micro = j.at("validation").at("micro_ppl").get<double>();
+      r.test_macro = j.at("test").at("macro_ppl").get<double>();
+      r.test_micro = j.at("test").at("micro_ppl").get<double>();
+      r.best_step = j.value("best_step", int64_t(0));
+      r.steps = j.value("steps", int64_t(0));
+      r.train_seconds = j.value("train_seconds", 0.0);
+      r.tokens_per_s = j.value("tokens_per_s", 0.0);
+      r.ranks = j.value("ranks", 1);
+      for (const auto& t : j.at("tasks"))
+        r.tasks.push_back({t.at("name").get<std::string>(), t.at("train_documents").get<int64_t>(),
+                           t.at("validation_ppl").get<double>(), t.at("test_ppl").get<double>(),
+                           t.value("distance_to_theta", 0.0)});
+      rep.runs.push_back(std::move(r));
+    } catch (const nlohmann::json::exception& e) {
+      rep.missing.push_back(dir + " (results.json unreadable: " + e.what() + ")");
+      BORA_WARN("sweep: ", path, " is not a complete results file; left out of the tables");
+    }
+  }
+  BORA_CHECK(!rep.runs.empty(), ConfigError, "no run of the sweep has results (", run_dirs.size(), " folders given)");
+  std::stable_sort(rep.runs.begin(), rep.runs.end(), [](const SweepRun& a, const SweepRun& b) { return a.tau < b.tau; });
+  for (size_t i = 1; i < rep.runs.size(); ++i)
+    BORA_CHECK(rep.runs[i].tau != rep.runs[i - 1].tau, ConfigError, "runs ", rep.runs[i - 1].dir, " and ",
+               rep.runs[i].dir, " have the same tau ", tau_text(rep.runs[i].tau));
+  for (const auto& t : rep.runs[0].tasks) rep.task_names.push_back(t.name);
+  for (const auto& r : rep.runs) {
+    std::vector<std::string> names;
+    for (const auto& t : r.tasks) names.push_back(t.name);
+    BORA_CHECK(names == rep.task_names, ConfigError, "run ", r.dir, " has other tasks than ", rep.runs[0].dir,
+               ": a sweep compares runs of the same tasks");
+  }
+  // Best tau per task, and the gain of the best over tau = 0 against task size.
+  std::vector<double> sizes, gains;
+  const SweepRun* zero = rep.runs.front().tau == 0 ? &rep.runs.front() : nullptr;
+  for (size_t t = 0; t < rep.task_names.size(); ++t) {
+    size_t best = 0;
+    for (size_t r = 1; r < rep.runs.size(); ++r)
+      if (rep.runs[r].tasks[t].val_ppl < rep.runs[best].tasks[t].val_ppl) best = r;
+    rep.best_run.push_back(best);
+    if (zero) {
+      sizes.push_back(double(zero->tasks[t].train_documents));
+      gains.push_back((zero->tasks[t].val_ppl - rep.runs[best].tasks[t].val_ppl) / zero->tasks[t].val_ppl);
+    }
+  }
+  rep.size_gain_correlation = zero ? spearman(sizes, gains) : NAN;
+  return rep;
+}
+
+std::string write_report(const SweepReport& rep, const std::string& out, bool plots) {
+  make_dirs(out);
+  const auto& runs = rep.runs;
+  // ---- Table 1 -------------------------------------------------------------------
+  std::ostringstream t1, c1;
+  t1 << "| tau | lr | validation ppl (macro) | validation ppl (micro) | test ppl (macro) | best step | tokens/s |\n"
+     << "|---:|---:|---:|---:|---:|---:|---:|\n";
+  c1 << "tau,lr,val_macro_ppl,val_micro_ppl,test_macro_ppl,test_micro_ppl,best_step,steps,train_seconds,tokens_per_s,ranks\n";
+  size_t best_overall = 0;
+  for (size_t r = 0; r < runs.size(); ++r)
+    if (runs[r].val_macro < runs[best_overall].val_macro) best_overall = r;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const auto& x = runs[r];
+    const std::string mark = r == best_overall ? "**" : "";
+    t1 << "| " << tau_text(x.tau) << " | " << format_double(x.lr) << " | " << mark << fmt(x.val_macro) << mark << " | "
+       << fmt(x.val_micro) << " | " << fmt(x.test_macro) << " | " << x.best_step << " | " << fmt(x.tokens_per_s, 0) << " |\n";
+    c1 << tau_text(x.tau) << "," << format_double(x.lr) << "," << x.val_macro << "," << x.val_micro << "," << x.test_macro
+       << "," << x.test_micro << "," << x.best_step << "," << x.steps << "," << x.train_seconds << "," << x.tokens_per_s
+       << "," << x.ranks << "\n";
+  }
+  // ---- Table 2 -------------------------------------------------------------------
+  std::ostringstream t2, c2;
+  t2 << "| task | train docs |";
+  c2 << "task,train_documents";
+  for (const auto& x : runs) {
+    t2 << " tau = " << tau_text(x.tau) << " |";
+    c2 << ",val_ppl_tau_" << tau_text(x.tau);
+  }
+  for (const auto& x : runs) c2 << ",test_ppl_tau_" << tau_text(x.tau);
+  for (const auto& x : runs) c2 << ",distance_tau_" << tau_text(x.tau);
+  t2 << " best tau |\n|---|---:|";
+  c2 << ",best_tau\n";
+  for (size_t i = 0; i < runs.size() + 1; ++i) t2 << "---:|";
+  t2 << "\n";
+  int best_intermediate = 0;
+  for (size_t t = 0; t < rep.task_names.size(); ++t) {
+    const size_t best = rep.best_run[t];
+    t2 << "| " << rep.task_names[t] << " | " << runs[0].tasks[t].train_documents << " |";
+    c2 << rep.task_names[t] << "," << runs[0].tasks[t].train_documents;
+    for (size_t r = 0; r < runs.size(); ++r) {
+      const std::string mark = r == best ? "**" : "";
+      t2 << " " << mark << fmt(runs[r].tasks[t].val_ppl) << mark << " |";
+      c2 << "," << runs[r].tasks[t].val_ppl;
+    }
+    for (const auto& x : runs) c2 << "," << x.tasks[t].test_ppl;
+    for (const auto& x : runs) c2 << "," << x.tasks[t].distance;
+    t2 << " " << tau_text(runs[best].tau) << " |\n";
+    c2 << "," << tau_text(runs[best].tau) << "\n";
+    best_intermediate += runs[best].tau > 0 && std::isfinite(runs[best].tau);
+  }
+  write_file_atomic(out + "/table1.md", t1.str());
+  write_file_atomic(out + "/table1.csv", c1.str());
+  write_file_atomic(out + "/table2.md", t2.str());
+  write_file_atomic(out + "/table2.csv", c2.str());
+
+  std::ostringstream md;
+  md << "# BoRA tau sweep\n\n## Table 1: overall validation perplexity per tau\n\n" << t1.str()
+     << "\n## Table 2: per-task validation perplexity (best tau per task in bold)\n\n" << t2.str() << "\n"
+     << best_intermediate << " of " << rep.task_names.size() << " tasks are best at an intermediate tau (0 < tau < inf).\n";
+  if (std::isfinite(rep.size_gain_correlation))
+    md << "Spearman rank correlation between task size (training documents) and the relative gain of its best tau "
+          "over tau = 0: "
+       << fmt(rep.size_gain_correlation, 3) << " (negative: smaller tasks gain more).\n";
+  if (!rep.missing.empty()) {
+    md << "\nMissing runs (left out):\n";
+    for (const auto& m : rep.missing) md << "- " << m << "\n";
+  }
+  if (plots) md << "\nFigures: ppl_vs_tau.png, ppl_vs_tau_tasks.png, distance_vs_size.png, gain_vs_size.png\n";
+  write_file_atomic(out + "/report.md", md.str());
+
+  if (plots) {
+    // Data files first; the .gp scripts stay beside the PNGs so users can restyle them.
+    const std::vector<double> x = tau_positions(runs);
+    std::string xtics = "set xtics (";
+    for (size_t r = 0; r < runs.size(); ++r) xtics += (r ? ", \"" : "\"") + tau_text(runs[r].tau) + "\" " + format_double(x[r]);
+    xtics += ")\n";
+    std::ostringstream overall, tasks_dat;
+    for (size_t r = 0; r < runs.size(); ++r) overall << x[r] << " " << runs[r].val_macro << " " << runs[r].val_micro << "\n";
+    write_file_atomic(out + "/ppl_vs_tau.dat", overall.str());
+    const bool has_zero = runs.front().tau == 0;
+    for (size_t t = 0; t < rep.task_names.size(); ++t) {
+      tasks_dat << "# " << rep.task_names[t] << "\n";
+      for (size_t r = 0; r < runs.size(); ++r)
+        tasks_dat << x[r] << " " << runs[r].tasks[t].val_ppl / (has_zero ? runs[0].tasks[t].val_ppl : 1.0) << "\n";
+      tasks_dat << "\n\n";
+    }
+    write_file_atomic(out + "/ppl_vs_tau_tasks.dat", tasks_dat.str());
+    const std::string head = "set terminal pngcairo size 900,560 font ',11'\nset grid\n";
+    run_gnuplot(out, "ppl_vs_tau", head + "set output 'ppl_vs_tau.png'\nset title 'Validation perplexity against tau'\n" +
+                                       xtics + "set xlabel 'tau (log scale)'\nset ylabel 'perplexity'\n"
+                                       "plot 'ppl_vs_tau.dat' u 1:2 w lp lw 2 pt 7 t 'macro (mean NLL over tasks)', "
+                                       "'' u 1:3 w lp lw 2 pt 5 t 'micro (token-weighted)'\n");
+    std::string plot_tasks = "plot ";
+    for (size_t t = 0; t < rep.task_names.size(); ++t)
+      plot_tasks += (t ? ", " : "") + std::string("'ppl_vs_tau_tasks.dat' index ") + std::to_string(t) +
+                    " u 1:2 w lp pt 7 ps 0.6 t '" + rep.task_names[t] + "'";
+    run_gnuplot(out, "ppl_vs_tau_tasks",
+                head + "set output 'ppl_vs_tau_tasks.png'\nset title 'Per-task validation perplexity against tau" +
+                    (has_zero ? " (relative to tau = 0)" : "") + "'\n" + xtics +
+                    "set key outside right font ',8'\nset xlabel 'tau (log scale)'\nset ylabel '" +
+                    (has_zero ? "perplexity / perplexity at tau = 0" : "perplexity") + "'\n" + plot_tasks + "\n");
+    std::ostringstream dist;
+    std::string plot_dist = "plot ";
+    int series = 0;
+    for (size_t r = 0; r < runs.size(); ++r) {
+      if (std::isinf(runs[r].tau)) continue;  // no Theta at tau = inf
+      dist << "# tau " << tau_text(runs[r].tau) << "\n";
+      for (const auto& t : runs[r].tasks) dist << t.train_documents << " " << t.distance << "\n";
+      dist << "\n\n";
+      plot_dist += (series ? ", " : "") + std::string("'distance_vs_size.dat' index ") + std::to_string(series) +
+                   " u 1:2 w p pt 7 t 'tau = " + tau_text(runs[r].tau) + "'";
+      ++series;
+    }
+    write_file_atomic(out + "/distance_vs_size.dat", dist.str());
+    if (series)
+      run_gnuplot(out, "distance_vs_size",
+                  head + "set output 'distance_vs_size.png'\nset title '||theta_d - Theta|| against task size'\n"
+                         "set logscale x\nset xlabel 'training documents'\nset ylabel '||theta_d - Theta||'\nset key outside right\n" +
+                      plot_dist + "\n");
+    std::ostringstream gain;
+    const SweepRun* inf = std::isinf(runs.back().tau) ? &runs.back() : nullptr;
+    for (size_t t = 0; t < rep.task_names.size(); ++t) {
+      const double best = runs[rep.best_run[t]].tasks[t].val_ppl;
+      gain << runs[0].tasks[t].train_documents << " "
+           << (has_zero ? 100 * (runs[0].tasks[t].val_ppl - best) / runs[0].tasks[t].val_ppl : NAN) << " "
+           << (inf ? 100 * (inf->tasks[t].val_ppl - best) / inf->tasks[t].val_ppl : NAN) << "\n";
+    }
+    write_file_atomic(out + "/gain_vs_size.dat", gain.str());
+    run_gnuplot(out, "gain_vs_size",
+                head + "set output 'gain_vs_size.png'\nset title 'Relative improvement of the best tau against task size'\n"
+                       "set logscale x\nset xlabel 'training documents'\nset ylabel 'improvement (%)'\n"
+                       "plot 'gain_vs_size.dat' u 1:2 w p pt 7 ps 1.2 t 'over tau = 0', '' u 1:3 w p pt 5 ps 1.2 t 'over tau = inf'\n");
+  }
+  return "## Table 1: overall validation perplexity per tau\n\n" + t1.str() +
+         "\n## Table 2: per-task validation perplexity (best in bold)\n\n" + t2.str();
+}
+
+}  // namespace bora

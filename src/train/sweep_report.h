@@ -1,0 +1,58 @@
+// The report of a tau sweep: reads the results.json of each run folder and writes
+// the tables and figures users compare (the paper's Table 1, its appendix table,
+// and Figures 2 to 4):
+//
+//   table1.md / .csv   overall perplexity per tau, with the learning rate
+//   table2.md / .csv   per-task perplexity for every tau, best tau per task marked
+//   report.md          both tables, the runs that are missing, the rank
+//                      correlation between task size and the gain over tau = 0
+//   ppl_vs_tau.png, ppl_vs_tau_tasks.png, distance_vs_size.png, gain_vs_size.png
+//
+// Perplexities are the validation split's at each run's best step (as the paper
+// reports them); test perplexities are in the CSV files too. A run folder without
+// results.json is reported and skipped; the rest is still tabulated.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace bora {
+
+struct SweepTask {
+  std::string name;
+  int64_t train_documents = 0;
+  double val_ppl = 0, test_ppl = 0, distance = 0;
+};
+
+struct SweepRun {
+  std::string dir;
+  double tau = 0;  // inf for the unified run
+  double lr = 0;
+  double val_macro = 0, val_micro = 0, test_macro = 0, test_micro = 0;
+  int64_t best_step = 0, steps = 0;
+  double train_seconds = 0, tokens_per_s = 0;
+  int ranks = 1;
+  std::vector<SweepTask> tasks;
+};
+
+struct SweepReport {
+  std::vector<SweepRun> runs;          // sorted by tau (inf last)
+  std::vector<std::string> missing;    // run folders without usable results, with why
+  std::vector<std::string> task_names;
+  // best_tau[t]: index into runs of the lowest validation perplexity of task t.
+  std::vector<size_t> best_run;
+  // Spearman rank correlation between task size (training documents) and the
+  // relative gain of the best tau over tau = 0 (NaN without a tau = 0 run).
+  double size_gain_correlation = 0;
+};
+
+// Reads every run folder; ConfigError when none has results.
+SweepReport read_sweep(const std::vector<std::string>& run_dirs);
+// Writes tables (and plots when `plots`) into `out`; returns Table 1 and Table 2 as
+// Markdown for printing.
+std::string write_report(const SweepReport& report, const std::string& out, bool plots);
+
+// Spearman's rho with average ranks for ties.
+double spearman(const std::vector<double>& x, const std::vector<double>& y);
+
+}  // namespace bora
