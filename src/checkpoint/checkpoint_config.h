@@ -1,4 +1,5 @@
-// Checkpoint options (the checkpoint issue fills in the behaviour; see checkpoint.h).
+// Checkpoint options (the behaviour is in checkpoint/checkpoint.h).
+// Declared and validated in checkpoint.cpp.
 #pragma once
 
 #include <cstdint>

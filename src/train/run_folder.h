@@ -8,7 +8,7 @@
 //   <run>/adapters/<task>/    final adapters (PEFT for lora, bora format otherwise)
 //   <run>/adapters/shared/    the one adapter of a tau = inf run
 //   <run>/theta/              Theta, the hierarchical mean (bora format)
-//   <run>/checkpoints/        see train/checkpoint.h
+//   <run>/checkpoints/        see checkpoint/checkpoint.h
 #pragma once
 
 #include <cstdio>

@@ -7,20 +7,6 @@
 
 namespace bora {
 
-void CheckpointConfig::declare(OptionTable& t) {
-  t.group("checkpoints");
-  t.add("checkpoint_every", &every_steps, "write a checkpoint every N optimizer steps (0 = off)");
-  t.add("checkpoint_minutes", &every_minutes, "write a checkpoint every T minutes of training (0 = off)");
-  t.add("keep_checkpoints", &keep, "complete checkpoints kept (the newest; the best is kept as well)");
-  t.add("resume", &resume, "'' = fresh start, auto = newest complete checkpoint of run_dir (or fresh), or a path");
-}
-
-void CheckpointConfig::validate() const {
-  BORA_CHECK(every_steps >= 0, ConfigError, "checkpoint_every must be >= 0, got ", every_steps);
-  BORA_CHECK(every_minutes >= 0, ConfigError, "checkpoint_minutes must be >= 0, got ", every_minutes);
-  BORA_CHECK(keep >= 1, ConfigError, "keep_checkpoints must be >= 1, got ", keep);
-}
-
 void TrainConfig::declare(OptionTable& t) {
   t.group("run");
   t.add("model", &model, "HF checkpoint folder of the frozen base model (config.json + model.safetensors)");

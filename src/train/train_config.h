@@ -10,7 +10,7 @@
 
 #include "adapters/adapter_config.h"
 #include "bora/bora_config.h"
-#include "train/checkpoint_config.h"
+#include "checkpoint/checkpoint_config.h"
 
 namespace bora {
 

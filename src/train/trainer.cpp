@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 #include <torch/cuda.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "adapters/export.h"
@@ -18,6 +20,7 @@
 #include "core/options.h"
 #include "core/progress.h"
 #include "dist/partition.h"
+#include "model/safetensors.h"
 #include "model/tokenizer.h"
 
 namespace bora {
@@ -53,6 +56,23 @@ torch::Device pick_device(const std::string& name) {
   return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
 
+// Scalars after Theta's part of the step's all-reduce buffer: likelihood, prior,
+// NLL sum, target tokens, squared row-gradient norm, sequences, stop, checkpoint-time.
+constexpr int64_t kScalars = 8;
+
+// Per-task evaluation sums for checkpoints (the summary is recomputed on load).
+OrderedJson eval_sums_json(const EvalSummary& s) {
+  OrderedJson a = OrderedJson::array();
+  for (const auto& t : s.tasks) a.push_back(OrderedJson{{"nll_sum", t.nll_sum}, {"tokens", t.tokens}});
+  return a;
+}
+
+EvalSummary eval_sums_from_json(const Json& a) {
+  std::vector<TaskEval> tasks;
+  for (const auto& e : a) tasks.push_back({e.at("nll_sum").get<double>(), e.at("tokens").get<int64_t>()});
+  return tasks.empty() ? EvalSummary{} : summarize(std::move(tasks));
+}
+
 OrderedJson summary_json(const EvalSummary& s) {
   return OrderedJson{{"macro_ppl", s.macro_ppl()}, {"micro_ppl", s.micro_ppl()},
                      {"macro_nll", s.macro_nll}, {"micro_nll", s.micro_nll}};
@@ -64,11 +84,14 @@ Trainer::Trainer(TrainConfig config, std::string resolved_ini, Communicator& com
     : cfg_(std::move(config)), resolved_ini_(std::move(resolved_ini)), comm_(comm) {
   cfg_.validate();
   run_ = std::make_unique<RunFolder>(cfg_.run_dir, comm_.rank() == 0);
-  run_->write_text("config.ini", resolved_ini_);
   prior_kind_ = parse_prior(cfg_.bora.prior);
   setup_tasks();
   setup_model_and_data();
   init_adapters();
+  checkpointer_ = std::make_unique<Checkpointer>(cfg_.checkpoint, cfg_.run_dir, comm_);
+  resume();
+  // Only now: a refused resume must not overwrite the configuration of the run.
+  run_->write_text("config.ini", resolved_ini_);
 }
 
 Trainer::~Trainer() = default;
@@ -282,7 +305,7 @@ StepStats Trainer::step() {
   const int64_t P = bank_->row_size();
   torch::NoGradGuard no_grad;
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(model_->device());
-  torch::Tensor buffer = torch::zeros({P + 6}, f64);
+  torch::Tensor buffer = torch::zeros({P + kScalars}, f64);
   torch::Tensor head = buffer.narrow(0, 0, P);
   double prior_local = 0;
   if (!unified && cfg_.bora.tau > 0) {
@@ -296,19 +319,27 @@ StepStats Trainer::step() {
                "; last good checkpoint: ", last_checkpoint_.empty() ? "none" : last_checkpoint_, ")");
   if (unified) head.copy_(bank_->grad_rows()[0]);
   const double rows_sq = cfg_.grad_clip > 0 && !unified ? bank_->grad_rows().to(torch::kFloat64).pow(2).sum().item<double>() : 0;
-  const double scalars[6] = {lik_local, prior_local, nll_local, tokens_local, rows_sq, double(st.sequences)};
-  buffer.narrow(0, P, 6).copy_(torch::tensor(std::vector<double>(scalars, scalars + 6), torch::kFloat64));
+  st.local_sequences = st.sequences;  // before the all-reduce replaces it by the global count
+  // The stop and checkpoint-time flags ride in the same all-reduce: every rank
+  // learns that some rank got a signal (or that rank 0's clock says it is time)
+  // at the same step, without a collective of their own.
+  const bool time_due = comm_.rank() == 0 && checkpointer_->due_by_time();
+  const std::vector<double> scalars = {lik_local, prior_local, nll_local, tokens_local, rows_sq, double(st.sequences),
+                                       stop_requested() ? 1.0 : 0.0, time_due ? 1.0 : 0.0};
+  buffer.narrow(0, P, kScalars).copy_(torch::tensor(scalars, torch::kFloat64));
   st.compute_s += watch.seconds();
 
   // THE all-reduce of the step (mean mode reduces after the rows' update instead).
   auto read_scalars = [&] {
-    torch::Tensor s = buffer.narrow(0, P, 6).cpu();
+    torch::Tensor s = buffer.narrow(0, P, kScalars).cpu();
     auto a = s.accessor<double, 1>();
     st.loss = a[0] + a[1];
     st.prior = a[1];
     st.nll = a[3] > 0 ? a[2] / a[3] : NAN;
     st.tokens = static_cast<int64_t>(a[3]);
     st.sequences = static_cast<int64_t>(a[5]);
+    st.stop = a[6] > 0;
+    st.checkpoint_due = a[7] > 0;
     return a[4];
   };
   double global_rows_sq = 0;
@@ -396,6 +427,7 @@ void Trainer::evaluate_and_track() {
 }
 
 bool Trainer::run() {
+  install_stop_signal_handlers();
   const int64_t eval_every = cfg_.eval_every > 0 ? cfg_.eval_every : global_steps_per_epoch();
   if (step_ == 0) {
     if (cfg_.eval_base) {
@@ -417,10 +449,192 @@ bool Trainer::run() {
     bar.set_note(cat("loss ", s.nll, " nll/tok"));
     bar.set(step_);
     if (step_ % eval_every == 0 || step_ == total_steps_) evaluate_and_track();
+    if (s.stop || s.checkpoint_due || checkpointer_->due_by_steps(step_)) save_checkpoint();
+    if (s.stop) {
+      bar.finish();
+      if (comm_.rank() == 0)
+        BORA_INFO("stopping at step ", step_, " for SIGTERM/SIGUSR1: checkpoint ", last_checkpoint_,
+                  " is complete; exit code 75 asks the job script to requeue (resume = auto continues)");
+      return false;
+    }
   }
   bar.finish();
+  if (last_checkpoint_step_ != step_) save_checkpoint();  // the end of training
   finish();
   return true;
+}
+
+std::string Trainer::save_checkpoint() {
+  torch::NoGradGuard no_grad;
+  Stopwatch watch;
+  const bool unified = cfg_.bora.unified();
+  // Each adapter row with its AdamW moments and early stopping's best copy.
+  auto row_state = [](const torch::Tensor& theta, const AdamW* opt, int64_t row, const torch::Tensor& best) {
+    NamedTensors t = {{"theta", row < 0 ? theta : theta[row]}};
+    if (opt) {
+      t.emplace_back("exp_avg", row < 0 ? opt->exp_avg() : opt->exp_avg()[row]);
+      t.emplace_back("exp_avg_sq", row < 0 ? opt->exp_avg_sq() : opt->exp_avg_sq()[row]);
+    }
+    t.emplace_back("best", row < 0 ? best : best[row]);
+    return t;
+  };
+  CheckpointPayload p;
+  if (!unified)
+    for (size_t i = 0; i < local_.size(); ++i)
+      p.tasks.emplace_back(task_names_[static_cast<size_t>(local_[i])],
+                           row_state(bank_->rows(), rows_opt_.get(), int64_t(i), early_.best_rows));
+  if (comm_.rank() == 0) {
+    p.shared = unified ? row_state(bank_->rows(), rows_opt_.get(), 0, early_.best_rows)
+                       : row_state(theta_, theta_opt_.get(), -1, early_.best_theta);
+    p.meta = checkpoint_meta();
+  }
+  {
+    at::Generator cpu = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(cpu.mutex());
+    p.rng.emplace_back("cpu", cpu.get_state());
+  }
+  if (model_->device().is_cuda()) {
+    at::Generator gpu = at::globalContext().defaultGenerator(model_->device());
+    std::lock_guard<std::mutex> lock(gpu.mutex());
+    p.rng.emplace_back("cuda", gpu.get_state());
+  }
+  checkpointer_->protect_step(early_.best_step);
+  last_checkpoint_ = checkpointer_->save(step_, p);
+  last_checkpoint_step_ = step_;
+  if (comm_.rank() == 0) BORA_INFO("checkpoint at step ", step_, ": ", last_checkpoint_, " (", watch.seconds(), " s)");
+  return last_checkpoint_;
+}
+
+OrderedJson Trainer::checkpoint_meta() const {
+  const std::map<std::string, std::string> config = parse_resolved_ini(resolved_ini_);
+  std::string defining;
+  for (const auto& [k, v] : config)
+    if (!is_resume_safe_key(k)) defining += k + "=" + v + "\n";
+  auto finite_or_null = [](double v) { return std::isfinite(v) ? OrderedJson(v) : OrderedJson(nullptr); };
+  return OrderedJson{
+      {"format", "bora-checkpoint"},
+      {"version", kCheckpointFormatVersion},
+      {"step", step_},
+      {"total_steps", total_steps_},
+      {"world_size", comm_.size()},
+      {"tasks", task_names_},
+      {"row_size", bank_->row_size()},
+      // The sampler and the schedule are pure functions of (seed, step): their
+      // state is the step; these fields say so for a reader of the file.
+      {"sampler", {{"kind", cfg_.sampler}, {"seed", cfg_.seed}, {"next_step", step_}}},
+      {"lr_schedule", {{"kind", cfg_.lr_schedule}, {"next_lr", cfg_.lr_at(step_, total_steps_)}}},
+      {"adamw_steps", {{"rows", rows_opt_->steps()}, {"theta", theta_opt_ ? theta_opt_->steps() : 0}}},
+      {"early_stop",
+       {{"best_nll", finite_or_null(early_.best_nll)},
+        {"best_step", early_.best_step},
+        {"bad_evals", early_.bad_evals},
+        {"stopped", early_.stopped}}},
+      {"base_validation", eval_sums_json(base_val_)},
+      {"best_validation", eval_sums_json(best_val_)},
+      {"train_seconds", train_seconds_},
+      {"train_tokens", train_tokens_},
+      {"config_hash", hex64(hash64(defining))},
+      {"manifest_hash", hex64(hash64(read_file(cfg_.data + "/manifest.json")))},
+      {"config", config}};
+}
+
+std::vector<std::string> Trainer::checkpoint_files_needed(const Json& meta) const {
+  std::vector<std::string> files = {"shared.safetensors"};
+  if (!cfg_.bora.unified())
+    for (int64_t t : local_) files.push_back("tasks/" + task_names_[static_cast<size_t>(t)] + ".safetensors");
+  if (meta.value("world_size", 0) == comm_.size()) files.push_back("rng/rank_" + std::to_string(comm_.rank()) + ".safetensors");
+  return files;
+}
+
+void Trainer::check_resumable(const Json& meta) const {
+  const auto saved = meta.at("config").get<std::map<std::string, std::string>>();
+  const std::vector<std::string> diff = run_defining_differences(saved, parse_resolved_ini(resolved_ini_));
+  if (!diff.empty()) {
+    std::string list;
+    for (const auto& d : diff) list += (list.empty() ? "" : "; ") + d;
+    BORA_THROW(ConfigError, "cannot resume: the configuration differs from the checkpoint's in run-defining keys (",
+               list, "); only ", "run_dir, resume, checkpoint_*, eval_*, patience, log_every, threads, device, "
+               "micro_batch, replica_check_every, export_adapters, data, tokenizer may change");
+  }
+  BORA_CHECK(meta.at("tasks").get<std::vector<std::string>>() == task_names_, ConfigError,
+             "cannot resume: the checkpoint's tasks differ from this run's (the dataset changed?)");
+  BORA_CHECK(meta.value("manifest_hash", std::string()) == hex64(hash64(read_file(cfg_.data + "/manifest.json"))),
+             ConfigError, "cannot resume: the dataset ", cfg_.data, " is not the one the checkpoint was trained on "
+             "(its manifest.json differs)");
+  BORA_CHECK(meta.value("row_size", int64_t(-1)) == bank_->row_size(), CheckpointError, "cannot resume: the checkpoint's "
+             "adapters have ", meta.value("row_size", int64_t(-1)), " parameters per task, this run's ", bank_->row_size());
+  BORA_CHECK(cfg_.sampler != "balanced" || meta.value("world_size", 0) == comm_.size(), ConfigError,
+             "cannot resume a sampler = balanced run on ", comm_.size(), " ranks: it was saved on ",
+             meta.value("world_size", 0), " and its batches depend on the partition");
+}
+
+void Trainer::resume() {
+  std::optional<OpenedCheckpoint> ck = checkpointer_->open_for_resume(
+      [this](const Json& m) { return checkpoint_files_needed(m); }, [this](const Json& m) { check_resumable(m); });
+  if (!ck) return;
+  torch::NoGradGuard no_grad;
+  const Json& m = ck->meta;
+  const bool unified = cfg_.bora.unified();
+  early_.best_rows = torch::empty_like(bank_->rows());
+  early_.best_theta = theta_.defined() ? torch::empty_like(theta_) : torch::Tensor();
+  auto load = [](const std::string& path, const torch::Tensor& theta, const AdamW* opt, int64_t row,
+                 const torch::Tensor& best) {
+    SafetensorsFile f = SafetensorsFile::open(path);
+    auto put = [&](const char* key, const torch::Tensor& all) {
+      torch::Tensor dst = row < 0 ? all : all[row];
+      torch::Tensor src = f.tensor(key);
+      BORA_CHECK(src.sizes() == dst.sizes() && src.scalar_type() == dst.scalar_type(), CheckpointError, path,
+                 ": tensor '", key, "' is ", src.sizes(), " ", src.scalar_type(), ", this run expects ", dst.sizes(),
+                 " ", dst.scalar_type());
+      dst.copy_(src);
+    };
+    put("theta", theta);
+    put("best", best);
+    if (opt) {
+      put("exp_avg", opt->exp_avg());
+      put("exp_avg_sq", opt->exp_avg_sq());
+    }
+  };
+  if (unified) {
+    load(ck->shared_file(), bank_->rows(), rows_opt_.get(), 0, early_.best_rows);
+  } else {
+    for (size_t i = 0; i < local_.size(); ++i)
+      load(ck->task_file(task_names_[static_cast<size_t>(local_[i])]), bank_->rows(), rows_opt_.get(), int64_t(i),
+           early_.best_rows);
+    load(ck->shared_file(), theta_, theta_opt_.get(), -1, early_.best_theta);
+  }
+  rows_opt_->set_steps(m.at("adamw_steps").at("rows").get<int64_t>());
+  if (theta_opt_) theta_opt_->set_steps(m.at("adamw_steps").at("theta").get<int64_t>());
+  step_ = m.at("step").get<int64_t>();
+  const Json& es = m.at("early_stop");
+  early_.best_nll = es.at("best_nll").is_null() ? INFINITY : es.at("best_nll").get<double>();
+  early_.best_step = es.at("best_step").get<int64_t>();
+  early_.bad_evals = es.at("bad_evals").get<int64_t>();
+  early_.stopped = es.at("stopped").get<bool>();
+  base_val_ = eval_sums_from_json(m.at("base_validation"));
+  best_val_ = eval_sums_from_json(m.at("best_validation"));
+  train_seconds_ = m.at("train_seconds").get<double>();
+  train_tokens_ = m.at("train_tokens").get<int64_t>();
+  if (m.value("world_size", 0) == comm_.size()) {
+    SafetensorsFile rng = SafetensorsFile::open(ck->rng_file(comm_.rank()));
+    at::Generator cpu = at::detail::getDefaultCPUGenerator();
+    {
+      std::lock_guard<std::mutex> lock(cpu.mutex());
+      cpu.set_state(rng.tensor("cpu").clone());
+    }
+    if (model_->device().is_cuda() && rng.contains("cuda")) {
+      at::Generator gpu = at::globalContext().defaultGenerator(model_->device());
+      std::lock_guard<std::mutex> lock(gpu.mutex());
+      gpu.set_state(rng.tensor("cuda").clone());
+    }
+  } else if (cfg_.adapter.dropout > 0 && comm_.rank() == 0) {
+    BORA_WARN("resuming on ", comm_.size(), " ranks a run saved on ", m.value("world_size", 0),
+              ": adapter dropout draws new random masks from here on");
+  }
+  resumed_from_ = ck->dir;
+  last_checkpoint_ = ck->dir;
+  last_checkpoint_step_ = step_;
+  run_->append_metrics(OrderedJson{{"event", "resume"}, {"step", step_}, {"checkpoint", ck->dir}, {"ranks", comm_.size()}});
 }
 
 void Trainer::finish() {

@@ -32,6 +32,7 @@
 #include "model/causal_lm.h"
 #include "train/adamw.h"
 #include "train/batch.h"
+#include "checkpoint/checkpoint.h"
 #include "train/evaluator.h"
 #include "train/run_folder.h"
 #include "train/train_config.h"
@@ -46,20 +47,29 @@ struct StepStats {
   double lr = 0;
   int64_t tokens = 0;       // target tokens in the global minibatch
   int64_t sequences = 0;
+  int64_t local_sequences = 0;  // this rank's part of `sequences` (its sampler share)
   double seconds = 0, data_s = 0, compute_s = 0, allreduce_s = 0, optimizer_s = 0;
+  // Shared in the step's all-reduce, so that every rank decides alike:
+  bool stop = false;          // some rank got SIGTERM/SIGUSR1: checkpoint and exit
+  bool checkpoint_due = false;  // rank 0's clock says checkpoint_minutes have passed
 };
 
 class Trainer {
  public:
   // Loads the base, the dataset (this rank's shards only), builds the adapters of
-  // this rank's tasks and initialises them (or resumes, see Checkpointer).
+  // this rank's tasks and initialises them, or loads them from a checkpoint
+  // (checkpoint.resume; see checkpoint/checkpoint.h).
   Trainer(TrainConfig config, std::string resolved_ini, Communicator& comm);
   ~Trainer();
 
   // Trains until max steps or early stopping, evaluates the best adapters on the
   // validation and test splits, and (rank 0) writes the run folder's outputs.
-  // Returns false when it stopped early for a signal (a checkpoint was written).
+  // Checkpoints every checkpoint_every steps / checkpoint_minutes and at the end.
+  // Returns false when it stopped for SIGTERM/SIGUSR1 after writing a checkpoint
+  // (the tool then exits with kExitPreempted).
   bool run();
+  // Collective: writes a checkpoint of the current state; returns its folder.
+  std::string save_checkpoint();
 
   StepStats step();
   // Every task's figures on every rank.
@@ -96,11 +106,18 @@ class Trainer {
   };
   EarlyStop& early_stop() { return early_; }
   void set_global_step(int64_t s) { step_ = s; }
+  // The checkpoint this run resumed from ("" for a fresh start).
+  const std::string& resumed_from() const { return resumed_from_; }
 
  private:
   void setup_tasks();
   void setup_model_and_data();
   void init_adapters();
+  // Loads the checkpoint that checkpoint.resume names, if any.
+  void resume();
+  OrderedJson checkpoint_meta() const;
+  std::vector<std::string> checkpoint_files_needed(const Json& meta) const;
+  void check_resumable(const Json& meta) const;
   // Rows of this rank's tasks in the global batch of `step`, grouped by task.
   std::vector<RowRef> local_rows(int64_t step);
   void evaluate_and_track();
@@ -124,6 +141,9 @@ class Trainer {
   std::unique_ptr<AdapterBank> bank_;
   std::unique_ptr<GlobalSampler> sampler_;
   std::unique_ptr<AdamW> rows_opt_, theta_opt_;
+  std::unique_ptr<Checkpointer> checkpointer_;
+  std::string resumed_from_;
+  int64_t last_checkpoint_step_ = -1;
   torch::Tensor theta_;
   PriorKind prior_kind_ = PriorKind::Gaussian;
 
