@@ -1,6 +1,12 @@
 #include "checkpoint/checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <algorithm>
 #include <filesystem>
@@ -213,29 +219,95 @@ void Checkpointer::prune() {
   }
 }
 
-std::string Checkpointer::verify(const std::string& dir, const Json& meta, const std::vector<std::string>& files) const {
-  const Json* table = meta.contains("files") ? &meta["files"] : nullptr;
-  if (!table || !table->is_object()) return "meta.json has no files table";
-  for (const auto& rel : files) {
-    if (!table->contains(rel)) return cat(rel, " is not listed in meta.json");
-    const Json& e = (*table)[rel];
-    const std::string path = dir + "/" + rel;
-    std::error_code ec;
-    const auto size = fs::file_size(path, ec);
-    if (ec) return cat(path, ": ", ec.message());
-    const int64_t want = e.value("bytes", int64_t(-1));
-    if (static_cast<int64_t>(size) != want) return cat(path, " has ", size, " bytes, meta.json says ", want);
-    std::shared_ptr<MappedFile> map = MappedFile::open(path);
-    map->advise_sequential();
-    const std::string got = hex64(hash64(map->data(), map->size()));
-    if (got != e.value("xxh3", std::string())) return cat(path, " has checksum ", got, ", meta.json says ", e.value("xxh3", std::string()));
+void Checkpointer::prefetch(const OpenedCheckpoint& opened, const std::vector<std::string>& rels) {
+  for (const auto& rel : rels) {
+    int fd = ::open((opened.dir + "/" + rel).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;  // read_verified reports it
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    ::close(fd);
   }
+}
+
+std::string Checkpointer::read_verified(const OpenedCheckpoint& opened, const std::string& rel,
+                                        std::map<std::string, torch::Tensor>& tensors) {
+  const Json& table = opened.meta.at("files");
+  if (!table.contains(rel)) return cat(rel, " is not listed in meta.json");
+  const Json& entry = table[rel];
+  const std::string path = opened.dir + "/" + rel;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return cat(path, ": ", std::strerror(errno));
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  ::fstat(fd, &st);
+  const int64_t want = entry.value("bytes", int64_t(-1));
+  if (st.st_size != want) return cat(path, " has ", st.st_size, " bytes, meta.json says ", want);
+  // The whole file is wanted, in order: start reading all of it ahead now.
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+
+  // One pass in file order: every byte is read once, hashed once, and lands where
+  // it is used (the digest covers the header too: it is part of the file).
+  Hasher digest;
+  uint64_t offset = 0;
+  // 8 MiB reads, each hashed right after it lands: large enough that a cold read
+  // streams (1 MiB preads measured 0.5 GB/s here against 4 GB/s), small enough
+  // that the hash finds most of the piece still in the cache.
+  auto read_into = [&](void* dst, uint64_t n) -> bool {
+    auto* p = static_cast<char*>(dst);
+    for (uint64_t done = 0; done < n;) {
+      const ssize_t k = ::pread(fd, p + done, std::min<uint64_t>(n - done, 8ULL << 20), static_cast<off_t>(offset + done));
+      if (k <= 0) return false;
+      digest.update(p + done, static_cast<size_t>(k));
+      done += static_cast<uint64_t>(k);
+    }
+    offset += n;
+    return true;
+  };
+  uint8_t len_bytes[8];
+  if (!read_into(len_bytes, 8)) return cat(path, ": cannot read the header length");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];
+  if (n > static_cast<uint64_t>(st.st_size) - 8) return cat(path, ": header length ", n, " runs past the end of the file");
+  std::string head(8 + n, '\0');
+  std::memcpy(head.data(), len_bytes, 8);
+  if (!read_into(head.data() + 8, n)) return cat(path, ": cannot read the header");
+  StHeader header;
+  try {
+    header = parse_st_header(reinterpret_cast<const uint8_t*>(head.data()), static_cast<uint64_t>(st.st_size), path);
+  } catch (const Error& e) {
+    return e.message();
+  }
+  for (const auto& [name, t] : tensors)
+    if (t.defined() && !header.find(name)) return cat(path, ": no tensor '", name, "'");
+  std::vector<StTensorInfo> order = header.tensors;
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.begin < b.begin; });
+  for (const StTensorInfo& info : order) {
+    if (header.data_start + info.begin != offset) return cat(path, ": tensor '", info.name, "' is not contiguous");
+    const auto dtype = to_torch_dtype(info.dtype);
+    auto it = tensors.find(info.name);
+    torch::Tensor dst = it != tensors.end() && it->second.defined() ? it->second : torch::Tensor();
+    if (dst.defined() && (dst.scalar_type() != dtype || dst.sizes() != c10::IntArrayRef(info.shape)))
+      return cat(path, ": tensor '", info.name, "' is ", c10::IntArrayRef(info.shape), " ", dtype, ", this run expects ",
+                 dst.sizes(), " ", dst.scalar_type());
+    const bool direct = dst.defined() && dst.device().is_cpu() && dst.is_contiguous();
+    torch::Tensor buf = direct ? dst : torch::empty(info.shape, torch::TensorOptions().dtype(dtype));
+    if (!read_into(buf.data_ptr(), info.end - info.begin)) return cat(path, ": cannot read tensor '", info.name, "'");
+    if (!dst.defined()) tensors[info.name] = buf;
+    else if (!direct) dst.copy_(buf);
+  }
+  if (offset != static_cast<uint64_t>(st.st_size)) return cat(path, ": ", st.st_size - offset, " bytes after the last tensor");
+  const std::string got = hex64(digest.digest());
+  if (got != entry.value("xxh3", std::string()))
+    return cat(path, " has checksum ", got, ", meta.json says ", entry.value("xxh3", std::string()));
   return "";
 }
 
 std::optional<OpenedCheckpoint> Checkpointer::open_for_resume(
-    const std::function<std::vector<std::string>(const Json& meta)>& needed,
-    const std::function<void(const Json& meta)>& check) {
+    const std::function<void(const Json& meta)>& check,
+    const std::function<std::string(const OpenedCheckpoint& opened)>& load) {
   const std::string& mode = cfg_.resume;
   // Rank 0's view of the folder decides (nodes may see a shared file system late).
   std::vector<std::string> candidates;
@@ -278,10 +350,11 @@ std::optional<OpenedCheckpoint> Checkpointer::open_for_resume(
     } catch (const Error& e) {
       problem = e.message();
     }
+    if (problem.empty() && !meta.contains("files")) problem = "meta.json has no files table";
     if (problem.empty()) {
       check(meta);  // an incompatible run is the user's error: no fallback
       try {
-        problem = verify(dir, meta, needed(meta));
+        problem = load(OpenedCheckpoint{dir, meta});
       } catch (const Error& e) {
         problem = e.message();
       }

@@ -26,9 +26,10 @@
 // the job: the .tmp folder is never renamed, so the previous checkpoints are intact.
 //
 // Resuming (collective): `auto` tries the complete checkpoints newest first; each
-// rank verifies the size and digest of every file it needs, and a checkpoint that
-// fails anywhere is skipped with a warning naming the file (an explicit path is not
-// skipped: it is an error). The resolved configuration is compared key by key: a
+// rank reads every file it needs once, sequentially, straight into the trainer's
+// tensors while it checks the size and digest; a checkpoint that fails anywhere is
+// skipped with a warning naming the file (an explicit path is not skipped: it is an
+// error), and the next one overwrites whatever the failed one had filled in. The resolved configuration is compared key by key: a
 // difference in a run-defining key is a ConfigError naming every such key.
 #pragma once
 
@@ -90,11 +91,25 @@ class Checkpointer {
   std::string save(int64_t step, const CheckpointPayload& payload);
 
   // Collective. The checkpoint to resume from, per config.resume (nullopt: start
-  // fresh). `needed(meta)` lists the files (relative to the checkpoint folder) this
-  // rank reads; `check(meta)` throws for an incompatible run (no fallback then).
+  // fresh). For each candidate, `check(meta)` throws for an incompatible run (no
+  // fallback then) and `load(opened)` reads everything this rank needs through
+  // read_verified(), returning "" or the first problem; a problem on any rank
+  // skips the candidate (resume = auto) or is an error (an explicit path).
   std::optional<OpenedCheckpoint> open_for_resume(
-      const std::function<std::vector<std::string>(const Json& meta)>& needed,
-      const std::function<void(const Json& meta)>& check);
+      const std::function<void(const Json& meta)>& check,
+      const std::function<std::string(const OpenedCheckpoint& opened)>& load);
+
+  // Reads the file `rel` of an opened checkpoint in one sequential pass: tensors
+  // named in `tensors` are read straight into them (CPU, contiguous, matching
+  // dtype and shape; other devices through a host copy), the others into new CPU
+  // tensors added to the map; the XXH3 of the bytes read is compared with meta's.
+  // Returns "" or the problem (size, digest, a missing tensor, dtype, shape). The tensors' contents
+  // are only meaningful when it returns "".
+  // Asks the kernel to start reading `rels` now (posix_fadvise WILLNEED), so that
+  // the reads of read_verified() overlap the I/O of the files after theirs.
+  static void prefetch(const OpenedCheckpoint& opened, const std::vector<std::string>& rels);
+  static std::string read_verified(const OpenedCheckpoint& opened, const std::string& rel,
+                                   std::map<std::string, torch::Tensor>& tensors);
 
   // Steps since the last save (or the start) reached config.every_steps.
   bool due_by_steps(int64_t step) const;
@@ -105,9 +120,6 @@ class Checkpointer {
   void protect_step(int64_t step) { protected_step_ = step; }
 
  private:
-  // This rank's verdict on `files` of the checkpoint in `dir`: "" when every size
-  // and digest matches meta, else the first problem.
-  std::string verify(const std::string& dir, const Json& meta, const std::vector<std::string>& files) const;
   void prune();
 
   CheckpointConfig cfg_;

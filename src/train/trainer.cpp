@@ -538,14 +538,6 @@ OrderedJson Trainer::checkpoint_meta() const {
       {"config", config}};
 }
 
-std::vector<std::string> Trainer::checkpoint_files_needed(const Json& meta) const {
-  std::vector<std::string> files = {"shared.safetensors"};
-  if (!cfg_.bora.unified())
-    for (int64_t t : local_) files.push_back("tasks/" + task_names_[static_cast<size_t>(t)] + ".safetensors");
-  if (meta.value("world_size", 0) == comm_.size()) files.push_back("rng/rank_" + std::to_string(comm_.rank()) + ".safetensors");
-  return files;
-}
-
 void Trainer::check_resumable(const Json& meta) const {
   const auto saved = meta.at("config").get<std::map<std::string, std::string>>();
   const std::vector<std::string> diff = run_defining_differences(saved, parse_resolved_ini(resolved_ini_));
@@ -569,40 +561,49 @@ void Trainer::check_resumable(const Json& meta) const {
 }
 
 void Trainer::resume() {
-  std::optional<OpenedCheckpoint> ck = checkpointer_->open_for_resume(
-      [this](const Json& m) { return checkpoint_files_needed(m); }, [this](const Json& m) { check_resumable(m); });
-  if (!ck) return;
   torch::NoGradGuard no_grad;
-  const Json& m = ck->meta;
   const bool unified = cfg_.bora.unified();
   early_.best_rows = torch::empty_like(bank_->rows());
   early_.best_theta = theta_.defined() ? torch::empty_like(theta_) : torch::Tensor();
-  auto load = [](const std::string& path, const torch::Tensor& theta, const AdamW* opt, int64_t row,
-                 const torch::Tensor& best) {
-    SafetensorsFile f = SafetensorsFile::open(path);
-    auto put = [&](const char* key, const torch::Tensor& all) {
-      torch::Tensor dst = row < 0 ? all : all[row];
-      torch::Tensor src = f.tensor(key);
-      BORA_CHECK(src.sizes() == dst.sizes() && src.scalar_type() == dst.scalar_type(), CheckpointError, path,
-                 ": tensor '", key, "' is ", src.sizes(), " ", src.scalar_type(), ", this run expects ", dst.sizes(),
-                 " ", dst.scalar_type());
-      dst.copy_(src);
+  std::map<std::string, torch::Tensor> rng;
+  // Each file is read once, straight into the rows, moments and best copies
+  // (a checkpoint that fails verification is overwritten by the next candidate).
+  auto load = [&](const OpenedCheckpoint& ck) -> std::string {
+    auto row_state = [&](const std::string& rel, const torch::Tensor& theta, const AdamW* opt, int64_t row,
+                         const torch::Tensor& best) {
+      auto pick = [row](const torch::Tensor& t) { return row < 0 ? t : t[row]; };
+      std::map<std::string, torch::Tensor> t = {{"theta", pick(theta)}, {"best", pick(best)}};
+      if (opt) {
+        t["exp_avg"] = pick(opt->exp_avg());
+        t["exp_avg_sq"] = pick(opt->exp_avg_sq());
+      }
+      const size_t expected = t.size();
+      std::string problem = Checkpointer::read_verified(ck, rel, t);
+      if (problem.empty() && t.size() != expected) problem = cat(ck.dir, "/", rel, " holds tensors this run does not expect");
+      return problem;
     };
-    put("theta", theta);
-    put("best", best);
-    if (opt) {
-      put("exp_avg", opt->exp_avg());
-      put("exp_avg_sq", opt->exp_avg_sq());
+    std::string problem;
+    if (unified) {
+      problem = row_state("shared.safetensors", bank_->rows(), rows_opt_.get(), 0, early_.best_rows);
+    } else {
+      for (size_t i = 0; i < local_.size() && problem.empty(); ++i)
+        problem = row_state("tasks/" + task_names_[static_cast<size_t>(local_[i])] + ".safetensors", bank_->rows(),
+                            rows_opt_.get(), int64_t(i), early_.best_rows);
+      if (problem.empty()) problem = row_state("shared.safetensors", theta_, theta_opt_.get(), -1, early_.best_theta);
     }
+    rng.clear();
+    if (problem.empty() && ck.meta.value("world_size", 0) == comm_.size())
+      problem = Checkpointer::read_verified(ck, "rng/rank_" + std::to_string(comm_.rank()) + ".safetensors", rng);
+    return problem;
   };
-  if (unified) {
-    load(ck->shared_file(), bank_->rows(), rows_opt_.get(), 0, early_.best_rows);
-  } else {
-    for (size_t i = 0; i < local_.size(); ++i)
-      load(ck->task_file(task_names_[static_cast<size_t>(local_[i])]), bank_->rows(), rows_opt_.get(), int64_t(i),
-           early_.best_rows);
-    load(ck->shared_file(), theta_, theta_opt_.get(), -1, early_.best_theta);
+  std::optional<OpenedCheckpoint> ck =
+      checkpointer_->open_for_resume([this](const Json& m) { check_resumable(m); }, load);
+  if (!ck) {
+    early_.best_rows = torch::Tensor();
+    early_.best_theta = torch::Tensor();
+    return;
   }
+  const Json& m = ck->meta;
   rows_opt_->set_steps(m.at("adamw_steps").at("rows").get<int64_t>());
   if (theta_opt_) theta_opt_->set_steps(m.at("adamw_steps").at("theta").get<int64_t>());
   step_ = m.at("step").get<int64_t>();
@@ -615,22 +616,19 @@ void Trainer::resume() {
   best_val_ = eval_sums_from_json(m.at("best_validation"));
   train_seconds_ = m.at("train_seconds").get<double>();
   train_tokens_ = m.at("train_tokens").get<int64_t>();
-  if (m.value("world_size", 0) == comm_.size()) {
-    SafetensorsFile rng = SafetensorsFile::open(ck->rng_file(comm_.rank()));
+  if (rng.count("cpu")) {
     at::Generator cpu = at::detail::getDefaultCPUGenerator();
-    {
-      std::lock_guard<std::mutex> lock(cpu.mutex());
-      cpu.set_state(rng.tensor("cpu").clone());
-    }
-    if (model_->device().is_cuda() && rng.contains("cuda")) {
-      at::Generator gpu = at::globalContext().defaultGenerator(model_->device());
-      std::lock_guard<std::mutex> lock(gpu.mutex());
-      gpu.set_state(rng.tensor("cuda").clone());
-    }
-  } else if (cfg_.adapter.dropout > 0 && comm_.rank() == 0) {
+    std::lock_guard<std::mutex> lock(cpu.mutex());
+    cpu.set_state(rng.at("cpu"));
+  }
+  if (model_->device().is_cuda() && rng.count("cuda")) {
+    at::Generator gpu = at::globalContext().defaultGenerator(model_->device());
+    std::lock_guard<std::mutex> lock(gpu.mutex());
+    gpu.set_state(rng.at("cuda"));
+  }
+  if (rng.empty() && cfg_.adapter.dropout > 0 && comm_.rank() == 0)
     BORA_WARN("resuming on ", comm_.size(), " ranks a run saved on ", m.value("world_size", 0),
               ": adapter dropout draws new random masks from here on");
-  }
   resumed_from_ = ck->dir;
   last_checkpoint_ = ck->dir;
   last_checkpoint_step_ = step_;

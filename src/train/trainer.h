@@ -116,7 +116,6 @@ class Trainer {
   // Loads the checkpoint that checkpoint.resume names, if any.
   void resume();
   OrderedJson checkpoint_meta() const;
-  std::vector<std::string> checkpoint_files_needed(const Json& meta) const;
   void check_resumable(const Json& meta) const;
   // Rows of this rank's tasks in the global batch of `step`, grouped by task.
   std::vector<RowRef> local_rows(int64_t step);

@@ -264,8 +264,12 @@ TEST(Checkpoint, KeepsTheNewestKTheBestAndTheResumedOne) {
   // A run resumed from step 4 keeps it while it writes 6, 7, 8.
   cc.resume = run + "/checkpoints/step_00000004";
   Checkpointer ck(cc, run, comm);
-  auto opened = ck.open_for_resume([](const Json&) { return std::vector<std::string>{"tasks/a.safetensors"}; },
-                                   [](const Json&) {});
+  auto opened = ck.open_for_resume([](const Json&) {}, [](const OpenedCheckpoint& o) {
+    std::map<std::string, torch::Tensor> t;
+    const std::string problem = Checkpointer::read_verified(o, "tasks/a.safetensors", t);
+    EXPECT_TRUE(torch::equal(t.at("theta"), torch::ones({3})));
+    return problem;
+  });
   ASSERT_TRUE(opened.has_value());
   for (int64_t s = 6; s <= 8; ++s) ck.save(s, p);
   EXPECT_EQ(steps(), (std::set<int64_t>{4, 7, 8}));

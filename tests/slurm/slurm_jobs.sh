@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# The project's sbatch scripts on a real (throwaway, single-node) Slurm: starts
+# munged + slurmctld + slurmd (tests/slurm/cluster.sh), submits one scenario,
+# checks its results, stops the daemons by PID (always: an EXIT trap).
+#
+#   slurm_jobs.sh <scenario> <scratch dir>
+#     train     slurm/train.sbatch on 2 tasks = a plain `mpirun -np 2` run (compare_runs)
+#     array     slurm/sweep-array.sbatch, 3 elements (taus 0, 10, inf), then bora-report:
+#               Table 1 has 3 rows, each tau = a plain single run (compare_runs)
+#     preempt   slurm/train.sbatch sent SIGUSR1 (`scancel --signal=USR1 --batch`, what
+#               --signal=B:USR1@N does) mid-run: checkpoint, exit 75, requeue, resume;
+#               ends with the adapters of an uninterrupted run (compare_runs)
+#     early     SIGUSR1 as the job starts (before bora-train can checkpoint): still requeued
+#     groups    slurm/sweep-groups.sbatch on 4 tasks: 2 groups (taus 0, 10) of 2 ranks
+#
+# Environment (set by tests/slurm/CMakeLists.txt): BORA_SOURCE (repository),
+# BORA_BIN (bora-train, bora-report), COMPARE_RUNS, FX (the dist fixture: model/,
+# data/), MPIEXEC. A daemon that does not start FAILS the test (CI runs it).
+set -euo pipefail
+scenario=$1 scratch=$2
+: "${BORA_SOURCE:?} ${BORA_BIN:?} ${COMPARE_RUNS:?} ${FX:?} ${MPIEXEC:=mpirun}"
+source "$BORA_SOURCE/tests/slurm/cluster.sh"
+trap slurm_cluster_stop EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+# Jobs inherit this environment (sbatch --export=ALL): they find the binaries here.
+export BORA_ROOT=$BORA_SOURCE BORA_BIN
+t0=$SECONDS
+say() { echo "[slurm_jobs $scenario +$((SECONDS - t0))s] $*"; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+# A clean slate: a previous run's folders would be resumed, or fool the waits below.
+rm -rf "$scratch"
+mkdir -p "$scratch"
+slurm_cluster_start "$scratch/cluster" 4 || fail "the test Slurm did not start (log tails above)"
+out=$scratch/runs
+mkdir -p "$out"
+
+# The tiny run of tests/dist (fixture model and data, micro_batch 1: results do not
+# depend on the number of ranks), as a config file for the sweep scripts.
+steps=${STEPS:-24}
+cat >"$scratch/tiny.ini" <<EOF
+model = $FX/model
+data = $FX/data
+lr = 1e-4
+max_steps = $steps
+batch_size = 16
+micro_batch = 1
+adapter_r = 4
+adapter_alpha = 8
+init_noise = 0.01
+eval_base = false
+patience = 0
+eval_every = 12
+log_every = 1
+replica_check_every = 4
+threads = 1
+EOF
+
+# A reference run outside Slurm: mpirun -np <np> bora-train <args>.
+reference() {
+  local np=$1 dir=$2; shift 2
+  [ -f "$dir/results.json" ] && return 0
+  say "reference: mpirun -np $np -> $dir"
+  "$MPIEXEC" --allow-run-as-root --oversubscribe --mca btl self,vader --bind-to none -np "$np" \
+    "$BORA_BIN/bora-train" --config "$scratch/tiny.ini" --run_dir "$dir" "$@" >"$dir.log" 2>&1 ||
+    { tail -20 "$dir.log"; fail "reference run $dir failed"; }
+}
+
+# Submits and prints the job id (sbatch --parsable; an array gives "id").
+submit() { sbatch --parsable "$@"; }
+
+# Waits for a job (all array elements) to leave the queue; fails unless COMPLETED.
+expect_completed() {
+  local id=$1 timeout=$2 state
+  state=$(slurm_wait_job "$id" "$timeout") || fail "job $id did not end within $timeout s"
+  [ "$state" = COMPLETED ] || { tail -30 "$scratch"/*"$id"*.out 2>/dev/null || true; fail "job $id ended $state (exit $(slurm_job_field "$id" ExitCode))"; }
+}
+
+same() {  # compare_runs at the tolerance of tests/dist for micro_batch 1
+  "$COMPARE_RUNS" --tol 1e-5 "$@" || fail "runs differ: $*"
+}
+
+case "$scenario" in
+train)
+  reference 2 "$out/ref_np2" --tau 10
+  id=$(submit -n 2 -J slurm-train -o "$scratch/%x-%j.out" --chdir "$scratch" \
+       "--export=ALL,BORA_CONFIG=$scratch/tiny.ini,BORA_RUN_DIR=$out/slurm_np2" \
+       "$BORA_SOURCE/slurm/train.sbatch" --tau 10)
+  say "submitted slurm/train.sbatch -n 2 as job $id"
+  expect_completed "$id" 240
+  grep -q "2 rank(s)" "$scratch/slurm-train-$id.out" || fail "the job log does not show 2 ranks"
+  [ -f "$out/slurm_np2/results.json" ] || fail "no results.json in $out/slurm_np2"
+  [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ranks"])' "$out/slurm_np2/results.json")" = 2 ] ||
+    fail "results.json does not record 2 ranks"
+  same "$out/ref_np2" "$out/slurm_np2"
+  ;;
+array)
+  printf 'taus = 0, 10, inf\nconfig = %s\n' "$scratch/tiny.ini" >"$scratch/sweep.ini"
+  for tau in 0 10 inf; do reference 1 "$out/ref_tau_$tau" --tau "$tau"; done
+  id=$(submit --array=0-2 -n 1 -J slurm-array -o "$scratch/%x-%A_%a.out" --chdir "$scratch" \
+       "--export=ALL,BORA_SWEEP=$scratch/sweep.ini,BORA_OUT=$out/sweep" "$BORA_SOURCE/slurm/sweep-array.sbatch")
+  say "submitted slurm/sweep-array.sbatch --array=0-2 as job $id"
+  expect_completed "$id" 300
+  for tau in 0 10 inf; do same "$out/ref_tau_$tau" "$out/sweep/tau_$tau"; done
+  "$BORA_BIN/bora-report" --runs "$out/sweep/tau_0,$out/sweep/tau_10,$out/sweep/tau_inf" --out "$out/sweep/report" \
+    --plots false >"$scratch/report.txt" 2>&1 || { cat "$scratch/report.txt"; fail "bora-report failed"; }
+  rows=$(($(wc -l <"$out/sweep/report/table1.csv") - 1))
+  cat "$out/sweep/report/table1.md"
+  [ "$rows" -eq 3 ] || fail "Table 1 has $rows rows, expected 3"
+  ;;
+preempt)
+  # Long enough to be caught mid-run; the reference runs the same steps uninterrupted.
+  reference 2 "$out/ref_long" --tau 10
+  id=$(submit -n 2 -J slurm-preempt -o "$scratch/%x-%j.out" --chdir "$scratch" \
+       "--export=ALL,BORA_CONFIG=$scratch/tiny.ini,BORA_RUN_DIR=$out/preempted" \
+       "$BORA_SOURCE/slurm/train.sbatch" --tau 10)
+  log=$scratch/slurm-preempt-$id.out
+  say "submitted slurm/train.sbatch -n 2 as job $id; waiting for its first steps"
+  for _ in $(seq 600); do
+    n=$(grep -c '"step"' "$out/preempted/metrics.jsonl" 2>/dev/null || true)
+    [ "${n:-0}" -ge 3 ] && break
+    [ -n "$(squeue -h -j "$id")" ] || fail "job $id ended before it could be signalled (make STEPS larger)"
+    sleep 0.1
+  done
+  say "after ${n:-0} logged steps: scancel --signal=USR1 --batch $id"
+  scancel --signal=USR1 --batch "$id"
+  # The script requeues on exit 75; Slurm then holds the job for 2 minutes
+  # (BeginTime = requeue + 120 s, Slurm's own delay). Wait for the requeue and for
+  # the old steps' sockets (pmix, stepd) to be cleaned up, then start it now.
+  for _ in $(seq 300); do
+    [ "$(slurm_job_field "$id" Restarts)" = 1 ] && [ "$(slurm_job_field "$id" JobState)" = PENDING ] && break
+    [ -n "$(squeue -h -j "$id")" ] || break
+    sleep 0.2
+  done
+  [ "$(slurm_job_field "$id" Restarts)" = 1 ] || { cat "$log"; fail "job $id was not requeued (Restarts=$(slurm_job_field "$id" Restarts), state $(slurm_job_field "$id" JobState))"; }
+  grep -q "exit code 75" "$log" || { cat "$log"; fail "the step did not end with 75"; }
+  [ -d "$out/preempted/checkpoints" ] || fail "no checkpoints/ in the preempted run"
+  [ -f "$out/preempted/results.json" ] && fail "the preempted run finished before the signal took effect (make STEPS larger)"
+  say "requeued (exit 75, checkpoint in $out/preempted/checkpoints); releasing the 2-minute hold"
+  spool=$SLURM_SCRATCH/spool
+  for _ in $(seq 100); do compgen -G "$spool/*[._]$id.*" >/dev/null || break; sleep 0.1; done
+  scontrol update JobId="$id" StartTime=now
+  expect_completed "$id" 240
+  cat "$log"
+  grep -q "run 1:" "$log" || fail "no second run in the job log"
+  grep -Eq '"event": ?"resume"' "$out/preempted/metrics.jsonl" || fail "metrics.jsonl has no resume event"
+  same "$out/ref_long" "$out/preempted"
+  ;;
+early)
+  # SIGUSR1 at the very start, before bora-train has its handler (or just after):
+  # either way the job must be requeued, not lost.
+  id=$(submit -n 2 -J slurm-early -o "$scratch/%x-%j.out" --chdir "$scratch" \
+       "--export=ALL,BORA_CONFIG=$scratch/tiny.ini,BORA_RUN_DIR=$out/early" \
+       "$BORA_SOURCE/slurm/train.sbatch" --tau 10)
+  log=$scratch/slurm-early-$id.out
+  for _ in $(seq 300); do grep -q "step: srun" "$log" 2>/dev/null && break; sleep 0.1; done
+  scancel --signal=USR1 --batch "$id"
+  for _ in $(seq 300); do
+    [ "$(slurm_job_field "$id" Restarts)" = 1 ] && break
+    [ -n "$(squeue -h -j "$id")" ] || break
+    sleep 0.2
+  done
+  cat "$log"
+  [ "$(slurm_job_field "$id" Restarts)" = 1 ] || fail "job $id was not requeued after an early SIGUSR1 (state $(slurm_job_field "$id" JobState))"
+  grep -Eq "requeueing" "$log" || fail "no requeue in the job log"
+  scancel "$id"
+  ;;
+groups)
+  printf 'taus = 0,10\nconfig = %s\n' "$scratch/tiny.ini" >"$scratch/sweep2.ini"
+  for tau in 0 10; do reference 2 "$out/ref2_tau_$tau" --tau "$tau"; done
+  id=$(submit -n 4 -J slurm-groups -o "$scratch/%x-%j.out" --chdir "$scratch" \
+       "--export=ALL,BORA_SWEEP=$scratch/sweep2.ini,BORA_OUT=$out/groups" "$BORA_SOURCE/slurm/sweep-groups.sbatch")
+  say "submitted slurm/sweep-groups.sbatch -n 4 as job $id"
+  expect_completed "$id" 300
+  for tau in 0 10; do same "$out/ref2_tau_$tau" "$out/groups/tau_$tau"; done
+  [ -f "$out/groups/report/table1.csv" ] || fail "no report written by the job"
+  ;;
+*) fail "unknown scenario '$scenario'" ;;
+esac
+say "OK"
