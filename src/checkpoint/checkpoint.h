@@ -105,9 +105,12 @@ class Checkpointer {
   // tensors added to the map; the XXH3 of the bytes read is compared with meta's.
   // Returns "" or the problem (size, digest, a missing tensor, dtype, shape). The tensors' contents
   // are only meaningful when it returns "".
-  // Asks the kernel to start reading `rels` now (posix_fadvise WILLNEED), so that
-  // the reads of read_verified() overlap the I/O of the files after theirs.
-  static void prefetch(const OpenedCheckpoint& opened, const std::vector<std::string>& rels);
+  // read_verified() of several files on `threads` threads (files are independent;
+  // concurrent reads keep the storage busy while a thread hashes or waits on a
+  // file's first block). Returns "" or the first problem in the order given.
+  using FileTensors = std::pair<std::string, std::map<std::string, torch::Tensor>*>;
+  static std::string read_all_verified(const OpenedCheckpoint& opened, const std::vector<FileTensors>& files,
+                                       int threads = 4);
   static std::string read_verified(const OpenedCheckpoint& opened, const std::string& rel,
                                    std::map<std::string, torch::Tensor>& tensors);
 

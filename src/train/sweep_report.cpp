@@ -26,6 +26,13 @@ std::string fmt(double v, int digits = 2) {
   return buf;
 }
 
+// A learning rate as people write it: 3e-3 x 10 prints as 0.03, not 0.030000000000000002.
+std::string lr_text(double lr) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", lr);
+  return buf;
+}
+
 std::vector<double> ranks(const std::vector<double>& v) {
   std::vector<size_t> idx(v.size());
   std::iota(idx.begin(), idx.end(), 0);
@@ -155,9 +162,9 @@ std::string write_report(const SweepReport& rep, const std::string& out, bool pl
   for (size_t r = 0; r < runs.size(); ++r) {
     const auto& x = runs[r];
     const std::string mark = r == best_overall ? "**" : "";
-    t1 << "| " << tau_text(x.tau) << " | " << format_double(x.lr) << " | " << mark << fmt(x.val_macro) << mark << " | "
+    t1 << "| " << tau_text(x.tau) << " | " << lr_text(x.lr) << " | " << mark << fmt(x.val_macro) << mark << " | "
        << fmt(x.val_micro) << " | " << fmt(x.test_macro) << " | " << x.best_step << " | " << fmt(x.tokens_per_s, 0) << " |\n";
-    c1 << tau_text(x.tau) << "," << format_double(x.lr) << "," << x.val_macro << "," << x.val_micro << "," << x.test_macro
+    c1 << tau_text(x.tau) << "," << lr_text(x.lr) << "," << x.val_macro << "," << x.val_micro << "," << x.test_macro
        << "," << x.test_micro << "," << x.best_step << "," << x.steps << "," << x.train_seconds << "," << x.tokens_per_s
        << "," << x.ranks << "\n";
   }

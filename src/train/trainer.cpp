@@ -569,31 +569,44 @@ void Trainer::resume() {
   // Each file is read once, straight into the rows, moments and best copies
   // (a checkpoint that fails verification is overwritten by the next candidate).
   auto load = [&](const OpenedCheckpoint& ck) -> std::string {
-    auto row_state = [&](const std::string& rel, const torch::Tensor& theta, const AdamW* opt, int64_t row,
-                         const torch::Tensor& best) {
+    // Each file's tensors: views of the rows, moments and best copies it fills.
+    std::vector<std::map<std::string, torch::Tensor>> wanted;
+    std::vector<std::string> rels;
+    auto add = [&](const std::string& rel, const torch::Tensor& theta, const AdamW* opt, int64_t row,
+                   const torch::Tensor& best) {
       auto pick = [row](const torch::Tensor& t) { return row < 0 ? t : t[row]; };
       std::map<std::string, torch::Tensor> t = {{"theta", pick(theta)}, {"best", pick(best)}};
       if (opt) {
         t["exp_avg"] = pick(opt->exp_avg());
         t["exp_avg_sq"] = pick(opt->exp_avg_sq());
       }
-      const size_t expected = t.size();
-      std::string problem = Checkpointer::read_verified(ck, rel, t);
-      if (problem.empty() && t.size() != expected) problem = cat(ck.dir, "/", rel, " holds tensors this run does not expect");
-      return problem;
+      wanted.push_back(std::move(t));
+      rels.push_back(rel);
     };
-    std::string problem;
     if (unified) {
-      problem = row_state("shared.safetensors", bank_->rows(), rows_opt_.get(), 0, early_.best_rows);
+      add("shared.safetensors", bank_->rows(), rows_opt_.get(), 0, early_.best_rows);
     } else {
-      for (size_t i = 0; i < local_.size() && problem.empty(); ++i)
-        problem = row_state("tasks/" + task_names_[static_cast<size_t>(local_[i])] + ".safetensors", bank_->rows(),
-                            rows_opt_.get(), int64_t(i), early_.best_rows);
-      if (problem.empty()) problem = row_state("shared.safetensors", theta_, theta_opt_.get(), -1, early_.best_theta);
+      for (size_t i = 0; i < local_.size(); ++i)
+        add("tasks/" + task_names_[static_cast<size_t>(local_[i])] + ".safetensors", bank_->rows(), rows_opt_.get(),
+            int64_t(i), early_.best_rows);
+      add("shared.safetensors", theta_, theta_opt_.get(), -1, early_.best_theta);
     }
     rng.clear();
-    if (problem.empty() && ck.meta.value("world_size", 0) == comm_.size())
-      problem = Checkpointer::read_verified(ck, "rng/rank_" + std::to_string(comm_.rank()) + ".safetensors", rng);
+    if (ck.meta.value("world_size", 0) == comm_.size()) {
+      wanted.emplace_back();  // its tensors are added by the read
+      rels.push_back("rng/rank_" + std::to_string(comm_.rank()) + ".safetensors");
+    }
+    std::vector<size_t> expected;
+    std::vector<Checkpointer::FileTensors> files;
+    for (size_t i = 0; i < rels.size(); ++i) {
+      expected.push_back(wanted[i].size());
+      files.emplace_back(rels[i], &wanted[i]);
+    }
+    std::string problem = Checkpointer::read_all_verified(ck, files);
+    for (size_t i = 0; i < rels.size() && problem.empty(); ++i)
+      if (expected[i] > 0 && wanted[i].size() != expected[i])
+        problem = cat(ck.dir, "/", rels[i], " holds tensors this run does not expect");
+    if (problem.empty() && rels.back().rfind("rng/", 0) == 0) rng = wanted.back();
     return problem;
   };
   std::optional<OpenedCheckpoint> ck =
