@@ -260,10 +260,10 @@ int run(int argc, char** argv) {
   std::printf("\nratios (throughput): gather (b)/(a) = %.3f, (b)/(c) = %.3f; segments (b)/(a) = %.3f, (b)/(c) = %.3f\n",
               g_a, g_c, s_a, s_c);
   const bool seg_faster = med["segments"] < med["gather"];
-  std::printf("faster on this CPU: %s (by %.1f%%); the bank's auto choice on CPU is segments%s\n",
+  std::printf("faster on this CPU: %s (by %.1f%%); the bank's auto choice is gather%s\n",
               seg_faster ? "segments" : "gather",
               100 * std::abs(med["gather"] / med["segments"] - 1.0),
-              seg_faster ? " (agrees)" : " (the data says gather)");
+              seg_faster ? " (this run says segments)" : " (agrees)");
 
   // ---- memory per task ------------------------------------------------------------
   std::printf("\nmemory: bank (rows + gradient) + AdamW m and v, measured with mallinfo2\n");
