@@ -29,6 +29,29 @@ volatile std::sig_atomic_t g_stop_signal = 0;
 
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
+// Runs fn(0) .. fn(n - 1) on up to `threads` threads (this one included). Files of
+// a checkpoint are independent: several in flight keep the storage busy while one
+// waits on an fsync or a first read. The first exception (by index) is rethrown.
+void parallel_for(size_t n, size_t threads, const std::function<void(size_t)>& fn) {
+  std::vector<std::exception_ptr> errors(n);
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next++) < n;) {
+      try {
+        fn(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < std::min(threads, n); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
 const std::set<std::string>& resume_safe_keys() {
   // Output, logging, evaluation cadence and performance knobs. micro_batch and
   // device change only the order of float sums; data may move (the manifest's hash
@@ -169,27 +192,11 @@ std::string Checkpointer::save(int64_t step, const CheckpointPayload& payload) {
   todo.emplace_back("rng/rank_" + std::to_string(comm_.rank()) + ".safetensors", &payload.rng);
   if (comm_.rank() == 0) todo.emplace_back("shared.safetensors", &payload.shared);
   std::vector<std::pair<uint64_t, int64_t>> written(todo.size());  // digest, bytes
-  std::vector<std::exception_ptr> errors(todo.size());
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i; (i = next++) < todo.size();) {
-      try {
-        const std::string path = tmp + "/" + todo[i].first;
-        written[i].first = save_safetensors(path, *todo[i].second);
-        written[i].second = static_cast<int64_t>(fs::file_size(path));
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    }
-  };
-  {
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < std::min<size_t>(4, todo.size()); ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& t : pool) t.join();
-  }
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);  // the first failing file's IoError, as a sequential save would throw
+  parallel_for(todo.size(), 4, [&](size_t i) {
+    const std::string path = tmp + "/" + todo[i].first;
+    written[i].first = save_safetensors(path, *todo[i].second);
+    written[i].second = static_cast<int64_t>(fs::file_size(path));
+  });  // the first failing file's IoError, as a sequential save would throw
   OrderedJson files = OrderedJson::object();
   for (size_t i = 0; i < todo.size(); ++i)
     files[todo[i].first] = OrderedJson{{"bytes", written[i].second}, {"xxh3", hex64(written[i].first)}};
@@ -244,20 +251,13 @@ void Checkpointer::prune() {
 std::string Checkpointer::read_all_verified(const OpenedCheckpoint& opened, const std::vector<FileTensors>& files,
                                             int threads) {
   std::vector<std::string> problems(files.size());
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i; (i = next++) < files.size();) {
-      try {
-        problems[i] = read_verified(opened, files[i].first, *files[i].second);
-      } catch (const std::exception& e) {  // e.g. out of memory: a problem, not a crash in a thread
-        problems[i] = cat(opened.dir, "/", files[i].first, ": ", e.what());
-      }
+  parallel_for(files.size(), static_cast<size_t>(std::max(1, threads)), [&](size_t i) {
+    try {
+      problems[i] = read_verified(opened, files[i].first, *files[i].second);
+    } catch (const std::exception& e) {  // e.g. out of memory: a problem of this checkpoint
+      problems[i] = cat(opened.dir, "/", files[i].first, ": ", e.what());
     }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < std::min<int>(threads, static_cast<int>(files.size())); ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
+  });
   for (const auto& p : problems)
     if (!p.empty()) return p;
   return "";

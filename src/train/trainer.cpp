@@ -98,6 +98,7 @@ Trainer::~Trainer() = default;
 
 void Trainer::setup_tasks() {
   Manifest m = Manifest::read(cfg_.data);
+  manifest_hash_ = hex64(hash64(read_file(cfg_.data + "/manifest.json")));  // the dataset's identity in checkpoints
   std::set<std::string> wanted(cfg_.tasks.begin(), cfg_.tasks.end());
   BORA_CHECK(wanted.size() == cfg_.tasks.size(), ConfigError, "tasks lists a task twice");
   for (const auto& name : cfg_.tasks)
@@ -534,7 +535,7 @@ OrderedJson Trainer::checkpoint_meta() const {
       {"train_seconds", train_seconds_},
       {"train_tokens", train_tokens_},
       {"config_hash", hex64(hash64(defining))},
-      {"manifest_hash", hex64(hash64(read_file(cfg_.data + "/manifest.json")))},
+      {"manifest_hash", manifest_hash_},
       {"config", config}};
 }
 
@@ -550,7 +551,7 @@ void Trainer::check_resumable(const Json& meta) const {
   }
   BORA_CHECK(meta.at("tasks").get<std::vector<std::string>>() == task_names_, ConfigError,
              "cannot resume: the checkpoint's tasks differ from this run's (the dataset changed?)");
-  BORA_CHECK(meta.value("manifest_hash", std::string()) == hex64(hash64(read_file(cfg_.data + "/manifest.json"))),
+  BORA_CHECK(meta.value("manifest_hash", std::string()) == manifest_hash_,
              ConfigError, "cannot resume: the dataset ", cfg_.data, " is not the one the checkpoint was trained on "
              "(its manifest.json differs)");
   BORA_CHECK(meta.value("row_size", int64_t(-1)) == bank_->row_size(), CheckpointError, "cannot resume: the checkpoint's "

@@ -142,6 +142,7 @@ class Trainer {
   std::unique_ptr<AdamW> rows_opt_, theta_opt_;
   std::unique_ptr<Checkpointer> checkpointer_;
   std::string resumed_from_;
+  std::string manifest_hash_;  // XXH3 of the dataset's manifest.json, read once
   int64_t last_checkpoint_step_ = -1;
   torch::Tensor theta_;
   PriorKind prior_kind_ = PriorKind::Gaussian;
