@@ -29,9 +29,8 @@ volatile std::sig_atomic_t g_stop_signal = 0;
 
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
-// Runs fn(0) .. fn(n - 1) on up to `threads` threads (this one included). Files of
-// a checkpoint are independent: several in flight keep the storage busy while one
-// waits on an fsync or a first read. The first exception (by index) is rethrown.
+// Runs fn(0) .. fn(n - 1) on up to `threads` threads (this one included), in index
+// order when there is one thread. The first exception (by index) is rethrown.
 void parallel_for(size_t n, size_t threads, const std::function<void(size_t)>& fn) {
   std::vector<std::exception_ptr> errors(n);
   std::atomic<size_t> next{0};
@@ -180,27 +179,27 @@ std::string Checkpointer::save(int64_t step, const CheckpointPayload& payload) {
   std::error_code ec;
   if (comm_.rank() == 0) {
     fs::remove_all(tmp, ec);  // the leftovers of a save that crashed at this step
-    make_dirs(tmp + "/tasks");
-    make_dirs(tmp + "/rng");
+    make_dirs(tmp);
   }
   comm_.barrier();
 
-  // Every rank: its tasks and its generator states, each file fsync'ed; four files
-  // at a time, so that one file's fsync overlaps the next one's writing.
-  std::vector<std::pair<std::string, const NamedTensors*>> todo;
-  for (const auto& [task, tensors] : payload.tasks) todo.emplace_back("tasks/" + task + ".safetensors", &tensors);
-  todo.emplace_back("rng/rank_" + std::to_string(comm_.rank()) + ".safetensors", &payload.rng);
-  if (comm_.rank() == 0) todo.emplace_back("shared.safetensors", &payload.shared);
-  std::vector<std::pair<uint64_t, int64_t>> written(todo.size());  // digest, bytes
-  parallel_for(todo.size(), 4, [&](size_t i) {
-    const std::string path = tmp + "/" + todo[i].first;
-    written[i].first = save_safetensors(path, *todo[i].second);
-    written[i].second = static_cast<int64_t>(fs::file_size(path));
-  });  // the first failing file's IoError, as a sequential save would throw
-  OrderedJson files = OrderedJson::object();
-  for (size_t i = 0; i < todo.size(); ++i)
-    files[todo[i].first] = OrderedJson{{"bytes", written[i].second}, {"xxh3", hex64(written[i].first)}};
-  const std::vector<std::string> parts = comm_.gather_bytes(files.dump(), 0);
+  // Every rank: one file with its tasks, its generator states (and on rank 0 the
+  // shared adapter), written sequentially and fsync'ed once, digests computed on
+  // the way.
+  NamedTensors mine;
+  for (const auto& [task, tensors] : payload.tasks)
+    for (const auto& [key, t] : tensors) mine.emplace_back(checkpoint_task_tensor(task, key), t);
+  if (comm_.rank() == 0)
+    for (const auto& [key, t] : payload.shared) mine.emplace_back(checkpoint_shared_tensor(key), t);
+  for (const auto& [key, t] : payload.rng) mine.emplace_back(checkpoint_rng_prefix(comm_.rank()) + key, t);
+  const std::string rel = "rank_" + std::to_string(comm_.rank()) + ".safetensors";
+  const StDigests digests = save_safetensors(tmp + "/" + rel, mine, {{"format", "bora-checkpoint"}});
+  OrderedJson tensor_digests = OrderedJson::object();
+  for (size_t i = 0; i < mine.size(); ++i) tensor_digests[mine[i].first] = hex64(digests.tensors[i]);
+  OrderedJson entry = {{"bytes", static_cast<int64_t>(fs::file_size(tmp + "/" + rel))},
+                       {"header_xxh3", hex64(digests.header)},
+                       {"tensors", std::move(tensor_digests)}};
+  const std::vector<std::string> parts = comm_.gather_bytes(OrderedJson{{rel, entry}}.dump(), 0);
 
   if (comm_.rank() == 0) {
     OrderedJson meta = payload.meta;
@@ -211,8 +210,6 @@ std::string Checkpointer::save(int64_t step, const CheckpointPayload& payload) {
     }
     meta["files"] = all;
     write_json_file_atomic(tmp + "/meta.json", meta);
-    fsync_path(tmp + "/tasks");
-    fsync_path(tmp + "/rng");
     // A folder of this name from an abandoned branch of the run (a resume from an
     // older checkpoint) is replaced only once the new one is in place.
     const std::string old = root_ + "/." + name + ".old";
@@ -248,95 +245,161 @@ void Checkpointer::prune() {
   }
 }
 
-std::string Checkpointer::read_all_verified(const OpenedCheckpoint& opened, const std::vector<FileTensors>& files,
-                                            int threads) {
-  std::vector<std::string> problems(files.size());
-  parallel_for(files.size(), static_cast<size_t>(std::max(1, threads)), [&](size_t i) {
-    try {
-      problems[i] = read_verified(opened, files[i].first, *files[i].second);
-    } catch (const std::exception& e) {  // e.g. out of memory: a problem of this checkpoint
-      problems[i] = cat(opened.dir, "/", files[i].first, ": ", e.what());
+std::string checkpoint_task_tensor(const std::string& task, const std::string& name) {
+  return "tasks/" + task + "/" + name;
+}
+std::string checkpoint_shared_tensor(const std::string& name) { return "shared/" + name; }
+std::string checkpoint_rng_prefix(int rank) { return "rng/rank_" + std::to_string(rank) + "/"; }
+
+OpenedCheckpoint OpenedCheckpoint::index(std::string dir, Json meta) {
+  OpenedCheckpoint o{std::move(dir), std::move(meta), {}};
+  const Json* files = o.meta.contains("files") ? &o.meta["files"] : nullptr;
+  BORA_CHECK(files && files->is_object(), FormatError, o.dir, "/meta.json has no files table");
+  for (const auto& [rel, entry] : files->items()) {
+    BORA_CHECK(entry.is_object() && entry.contains("tensors") && entry["tensors"].is_object(), FormatError, o.dir,
+               "/meta.json: the files table's entry for ", rel, " lists no tensors");
+    for (const auto& [name, digest] : entry["tensors"].items()) {
+      BORA_CHECK(digest.is_string(), FormatError, o.dir, "/meta.json: the digest of tensor '", name,
+                 "' is not a string");
+      BORA_CHECK(o.file_of.emplace(name, rel).second, FormatError, o.dir, "/meta.json lists tensor '", name,
+                 "' in two files");
     }
-  });
-  for (const auto& p : problems)
-    if (!p.empty()) return p;
-  return "";
+  }
+  return o;
 }
 
-std::string Checkpointer::read_verified(const OpenedCheckpoint& opened, const std::string& rel,
-                                        std::map<std::string, torch::Tensor>& tensors) {
-  const Json& table = opened.meta.at("files");
-  if (!table.contains(rel)) return cat(rel, " is not listed in meta.json");
-  const Json& entry = table[rel];
-  const std::string path = opened.dir + "/" + rel;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return cat(path, ": ", std::strerror(errno));
+std::vector<std::string> OpenedCheckpoint::names_with_prefix(const std::string& prefix) const {
+  std::vector<std::string> out;
+  for (auto it = file_of.lower_bound(prefix); it != file_of.end() && it->first.compare(0, prefix.size(), prefix) == 0;
+       ++it)
+    out.push_back(it->first);
+  return out;
+}
+
+namespace {
+
+// One file of a checkpoint, opened for reading: its verified header.
+struct OpenFile {
+  std::string path;
+  const Json* entry = nullptr;  // meta's files-table entry
+  StHeader header;
+};
+
+// Opens `rel`, checks its size and the digest of its header against meta, parses
+// the header. Returns "" or the problem.
+std::string open_checked(const OpenedCheckpoint& opened, const std::string& rel, OpenFile& out) {
+  out.entry = &opened.meta.at("files").at(rel);
+  out.path = opened.dir + "/" + rel;
+  int fd = ::open(out.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return cat(out.path, ": ", std::strerror(errno));
   struct FdCloser {
     int fd;
     ~FdCloser() { ::close(fd); }
   } closer{fd};
   struct stat st {};
   ::fstat(fd, &st);
-  const int64_t want = entry.value("bytes", int64_t(-1));
-  if (st.st_size != want) return cat(path, " has ", st.st_size, " bytes, meta.json says ", want);
-  // The whole file is wanted, in order: start reading all of it ahead now.
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-
-  // One pass in file order: every byte is read once, hashed once, and lands where
-  // it is used (the digest covers the header too: it is part of the file).
-  Hasher digest;
-  uint64_t offset = 0;
-  // 8 MiB reads, each hashed right after it lands: large enough that a cold read
-  // streams (1 MiB preads measured 0.5 GB/s here against 4 GB/s), small enough
-  // that the hash finds most of the piece still in the cache.
-  auto read_into = [&](void* dst, uint64_t n) -> bool {
-    auto* p = static_cast<char*>(dst);
-    for (uint64_t done = 0; done < n;) {
-      const ssize_t k = ::pread(fd, p + done, std::min<uint64_t>(n - done, 8ULL << 20), static_cast<off_t>(offset + done));
-      if (k <= 0) return false;
-      digest.update(p + done, static_cast<size_t>(k));
-      done += static_cast<uint64_t>(k);
-    }
-    offset += n;
-    return true;
-  };
+  const int64_t want = out.entry->value("bytes", int64_t(-1));
+  if (st.st_size != want) return cat(out.path, " has ", st.st_size, " bytes, meta.json says ", want);
   uint8_t len_bytes[8];
-  if (!read_into(len_bytes, 8)) return cat(path, ": cannot read the header length");
+  if (::pread(fd, len_bytes, 8, 0) != 8) return cat(out.path, ": cannot read the header length");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];
-  if (n > static_cast<uint64_t>(st.st_size) - 8) return cat(path, ": header length ", n, " runs past the end of the file");
+  if (n > static_cast<uint64_t>(st.st_size) - 8) return cat(out.path, ": header length ", n, " runs past the end of the file");
   std::string head(8 + n, '\0');
   std::memcpy(head.data(), len_bytes, 8);
-  if (!read_into(head.data() + 8, n)) return cat(path, ": cannot read the header");
-  StHeader header;
+  if (::pread(fd, head.data() + 8, n, 8) != static_cast<ssize_t>(n)) return cat(out.path, ": cannot read the header");
+  const std::string got = hex64(hash64(head.data(), head.size()));
+  if (got != out.entry->value("header_xxh3", std::string()))
+    return cat(out.path, ": its header has checksum ", got, ", meta.json says ", out.entry->value("header_xxh3", std::string()));
   try {
-    header = parse_st_header(reinterpret_cast<const uint8_t*>(head.data()), static_cast<uint64_t>(st.st_size), path);
+    out.header = parse_st_header(reinterpret_cast<const uint8_t*>(head.data()), static_cast<uint64_t>(st.st_size), out.path);
   } catch (const Error& e) {
     return e.message();
   }
-  for (const auto& [name, t] : tensors)
-    if (t.defined() && !header.find(name)) return cat(path, ": no tensor '", name, "'");
-  std::vector<StTensorInfo> order = header.tensors;
-  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.begin < b.begin; });
-  for (const StTensorInfo& info : order) {
-    if (header.data_start + info.begin != offset) return cat(path, ": tensor '", info.name, "' is not contiguous");
-    const auto dtype = to_torch_dtype(info.dtype);
-    auto it = tensors.find(info.name);
-    torch::Tensor dst = it != tensors.end() && it->second.defined() ? it->second : torch::Tensor();
-    if (dst.defined() && (dst.scalar_type() != dtype || dst.sizes() != c10::IntArrayRef(info.shape)))
-      return cat(path, ": tensor '", info.name, "' is ", c10::IntArrayRef(info.shape), " ", dtype, ", this run expects ",
-                 dst.sizes(), " ", dst.scalar_type());
-    const bool direct = dst.defined() && dst.device().is_cpu() && dst.is_contiguous();
-    torch::Tensor buf = direct ? dst : torch::empty(info.shape, torch::TensorOptions().dtype(dtype));
-    if (!read_into(buf.data_ptr(), info.end - info.begin)) return cat(path, ": cannot read tensor '", info.name, "'");
-    if (!dst.defined()) tensors[info.name] = buf;
-    else if (!direct) dst.copy_(buf);
+  return "";
+}
+
+// Reads the bytes of one tensor into `buf` (contiguous CPU, the tensor's size) and
+// checks their digest. Each call opens the file anew: the kernel's readahead state
+// is per open file, and concurrent readers of one descriptor would look random.
+std::string read_tensor_checked(const OpenFile& f, const StTensorInfo& info, const std::string& want_digest,
+                                void* buf) {
+  int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return cat(f.path, ": ", std::strerror(errno));
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  const uint64_t begin = f.header.data_start + info.begin, size = info.end - info.begin;
+  ::posix_fadvise(fd, static_cast<off_t>(begin), static_cast<off_t>(size), POSIX_FADV_SEQUENTIAL);
+  ::posix_fadvise(fd, static_cast<off_t>(begin), static_cast<off_t>(size), POSIX_FADV_WILLNEED);
+  // 8 MiB reads, each hashed right after it lands: large enough that a cold read
+  // streams (1 MiB preads measured 0.5 GB/s here against 4 GB/s), small enough
+  // that the hash finds most of the piece still in the cache.
+  Hasher digest;
+  auto* p = static_cast<char*>(buf);
+  for (uint64_t done = 0; done < size;) {
+    const ssize_t k = ::pread(fd, p + done, std::min<uint64_t>(size - done, 8ULL << 20), static_cast<off_t>(begin + done));
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return cat(f.path, ": cannot read tensor '", info.name, "'", k < 0 ? cat(": ", std::strerror(errno)) : "");
+    digest.update(p + done, static_cast<size_t>(k));
+    done += static_cast<uint64_t>(k);
   }
-  if (offset != static_cast<uint64_t>(st.st_size)) return cat(path, ": ", st.st_size - offset, " bytes after the last tensor");
   const std::string got = hex64(digest.digest());
-  if (got != entry.value("xxh3", std::string()))
-    return cat(path, " has checksum ", got, ", meta.json says ", entry.value("xxh3", std::string()));
+  if (got != want_digest)
+    return cat(f.path, ": tensor '", info.name, "' has checksum ", got, ", meta.json says ", want_digest);
+  return "";
+}
+
+}  // namespace
+
+std::string Checkpointer::read_tensors(const OpenedCheckpoint& opened, std::map<std::string, torch::Tensor>& wanted,
+                                       int threads) {
+  // The files involved, each opened and its header verified once.
+  std::map<std::string, OpenFile> files;
+  struct Job {
+    const OpenFile* file;
+    const StTensorInfo* info;
+    torch::Tensor dst, buf;
+    std::string digest;
+  };
+  std::vector<Job> jobs;
+  for (auto& [name, dst] : wanted) {
+    auto where = opened.file_of.find(name);
+    if (where == opened.file_of.end()) return cat(opened.dir, ": no file of meta.json holds tensor '", name, "'");
+    auto [it, fresh] = files.try_emplace(where->second);
+    if (fresh) {
+      std::string problem = open_checked(opened, where->second, it->second);
+      if (!problem.empty()) return problem;
+    }
+    const OpenFile& f = it->second;
+    const StTensorInfo* info = f.header.find(name);
+    if (!info) return cat(f.path, ": no tensor '", name, "' (meta.json lists it)");
+    const auto dtype = to_torch_dtype(info->dtype);
+    if (dst.defined() && (dst.scalar_type() != dtype || dst.sizes() != c10::IntArrayRef(info->shape)))
+      return cat(f.path, ": tensor '", name, "' is ", c10::IntArrayRef(info->shape), " ", dtype, ", this run expects ",
+                 dst.sizes(), " ", dst.scalar_type());
+    if (!dst.defined()) dst = torch::empty(info->shape, torch::TensorOptions().dtype(dtype));
+    const bool direct = dst.device().is_cpu() && dst.is_contiguous();
+    jobs.push_back({&f, info, dst, direct ? dst : torch::empty(info->shape, torch::TensorOptions().dtype(dtype)),
+                    f.entry->at("tensors").at(name).get<std::string>()});
+  }
+  // File order: the threads' reads advance through each file together.
+  std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) {
+    return a.file != b.file ? a.file->path < b.file->path : a.info->begin < b.info->begin;
+  });
+  std::vector<std::string> problems(jobs.size());
+  parallel_for(jobs.size(), static_cast<size_t>(std::max(1, threads)), [&](size_t i) {
+    Job& j = jobs[i];
+    try {
+      problems[i] = read_tensor_checked(*j.file, *j.info, j.digest, j.buf.data_ptr());
+      if (problems[i].empty() && !j.buf.is_same(j.dst)) j.dst.copy_(j.buf);
+    } catch (const std::exception& e) {  // e.g. out of memory: a problem of this checkpoint
+      problems[i] = cat(j.file->path, ": tensor '", j.info->name, "': ", e.what());
+    }
+  });
+  for (const auto& p : problems)
+    if (!p.empty()) return p;
   return "";
 }
 
@@ -385,11 +448,12 @@ std::optional<OpenedCheckpoint> Checkpointer::open_for_resume(
     } catch (const Error& e) {
       problem = e.message();
     }
-    if (problem.empty() && !meta.contains("files")) problem = "meta.json has no files table";
+    std::optional<OpenedCheckpoint> opened;
     if (problem.empty()) {
       check(meta);  // an incompatible run is the user's error: no fallback
       try {
-        problem = load(OpenedCheckpoint{dir, meta});
+        opened = OpenedCheckpoint::index(dir, meta);
+        problem = load(*opened);
       } catch (const Error& e) {
         problem = e.message();
       }
@@ -398,7 +462,7 @@ std::optional<OpenedCheckpoint> Checkpointer::open_for_resume(
     if (ok_everywhere) {
       resumed_from_ = dir;
       if (comm_.rank() == 0) BORA_INFO("resuming from ", dir, " (step ", meta.value("step", int64_t(0)), ")");
-      return OpenedCheckpoint{dir, std::move(meta)};
+      return std::move(*opened);
     }
     if (!problem.empty()) BORA_WARN("checkpoint ", dir, " is unusable: ", problem);
     BORA_CHECK(mode == "auto", CheckpointError, "cannot resume from ", dir, ": it failed verification (see the warning above)");

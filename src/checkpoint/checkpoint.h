@@ -4,33 +4,45 @@
 // `python -c "import safetensors..."`, `jq` and `xxhsum -H3` inspect them.
 //
 //   <run>/checkpoints/step_00001200/
-//     tasks/<task>.safetensors    theta_d ("theta"), its AdamW moments ("exp_avg",
-//                                 "exp_avg_sq") and early stopping's best theta_d
-//                                 ("best"); written by the rank that owns the task
-//     shared.safetensors          Theta (or the one shared adapter at tau = inf),
-//                                 the same four tensors; written by rank 0
-//     rng/rank_<r>.safetensors    rank r's torch generator states (dropout)
-//     meta.json                   step, optimizer step counts, early stopping,
-//                                 evaluation sums, timing, the resolved configuration
-//                                 and its hash, the dataset manifest's hash, world
-//                                 size, tasks, and every file above with its size
-//                                 and XXH3-64; written by rank 0
-//     COMPLETE                    written last: a folder without it is not a checkpoint
+//     rank_<r>.safetensors   everything rank r holds, one file per rank (a file per
+//                            task was file-count bound: 28 files read at half the
+//                            speed of one file of the same bytes):
+//                              tasks/<task>/{theta,exp_avg,exp_avg_sq,best}
+//                                  theta_d, its AdamW moments and early stopping's
+//                                  best theta_d, for each task the rank owns
+//                              shared/{theta,exp_avg,exp_avg_sq,best}
+//                                  Theta (or the one shared adapter at tau = inf),
+//                                  rank 0 only
+//                              rng/rank_<r>/{cpu,cuda}   its generator states
+//     meta.json              step, optimizer step counts, early stopping,
+//                            evaluation sums, timing, the resolved configuration
+//                            and its hash, the dataset manifest's hash, world size,
+//                            tasks, and the files table: for every file its size,
+//                            the XXH3-64 of its header and of every tensor's bytes;
+//                            written by rank 0
+//     COMPLETE               written last: a folder without it is not a checkpoint
+//
+// Tensors are named by task, not by rank: a reader finds "tasks/<task>/theta" in
+// whichever file the files table lists it, so a run resumed on any number of ranks
+// reads exactly the tensors of the tasks it now owns, each verified on its own.
 //
 // Saving (collective): rank 0 empties "checkpoints/.step_<N>.tmp/", every rank writes
-// its files there (each file fsync'ed) and sends rank 0 their sizes and digests;
-// rank 0 writes meta.json, renames the folder to step_<N> (fsync of the parent),
-// writes COMPLETE, then prunes: the newest `keep` complete checkpoints stay, and so
-// do the one this run resumed from and the one at the best validation step. A
-// failing write (read-only folder, full disk) throws IoError on its rank, which ends
-// the job: the .tmp folder is never renamed, so the previous checkpoints are intact.
+// its file there (fsync'ed, digests computed while writing) and sends rank 0 its
+// files-table entry; rank 0 writes meta.json, renames the folder to step_<N> (fsync
+// of the parent), writes COMPLETE, then prunes: the newest `keep` complete
+// checkpoints stay, and so do the one this run resumed from and the one at the best
+// validation step. A failing write (read-only folder, full disk) throws IoError on
+// its rank, which ends the job: the .tmp folder is never renamed, so the previous
+// checkpoints are intact.
 //
 // Resuming (collective): `auto` tries the complete checkpoints newest first; each
-// rank reads every file it needs once, sequentially, straight into the trainer's
-// tensors while it checks the size and digest; a checkpoint that fails anywhere is
-// skipped with a warning naming the file (an explicit path is not skipped: it is an
-// error), and the next one overwrites whatever the failed one had filled in. The resolved configuration is compared key by key: a
-// difference in a run-defining key is a ConfigError naming every such key.
+// rank verifies the headers of the files it needs, then reads every tensor it
+// needs once, straight into the trainer's tensors, checking its digest on the way;
+// a checkpoint that fails anywhere is skipped with a warning naming the file and
+// tensor (an explicit path is not skipped: it is an error), and the next one
+// overwrites whatever the failed one had filled in. The resolved configuration is
+// compared key by key: a difference in a run-defining key is a ConfigError naming
+// every such key.
 #pragma once
 
 #include <chrono>
@@ -49,7 +61,13 @@
 
 namespace bora {
 
-constexpr int kCheckpointFormatVersion = 1;
+// 2: one file per rank with per-tensor digests (1: one file per task).
+constexpr int kCheckpointFormatVersion = 2;
+
+// Names of the tensors in a checkpoint (see the layout above).
+std::string checkpoint_task_tensor(const std::string& task, const std::string& name);  // tasks/<task>/<name>
+std::string checkpoint_shared_tensor(const std::string& name);                         // shared/<name>
+std::string checkpoint_rng_prefix(int rank);                                           // rng/rank_<r>/
 
 // What one rank contributes to a checkpoint.
 struct CheckpointPayload {
@@ -59,13 +77,15 @@ struct CheckpointPayload {
   OrderedJson meta;     // rank 0 only: the trainer's state record (the files table is added)
 };
 
-// An opened checkpoint: its folder and meta.json, every file this rank needs verified.
+// An opened checkpoint: its folder, meta.json, and where each tensor lives.
 struct OpenedCheckpoint {
   std::string dir;
   Json meta;
-  std::string task_file(const std::string& task) const { return dir + "/tasks/" + task + ".safetensors"; }
-  std::string shared_file() const { return dir + "/shared.safetensors"; }
-  std::string rng_file(int rank) const { return dir + "/rng/rank_" + std::to_string(rank) + ".safetensors"; }
+  std::map<std::string, std::string> file_of;  // tensor name -> file (relative to dir)
+  // Indexes meta's files table; FormatError when it is malformed or lists a tensor twice.
+  static OpenedCheckpoint index(std::string dir, Json meta);
+  // The stored tensor names that start with `prefix`.
+  std::vector<std::string> names_with_prefix(const std::string& prefix) const;
 };
 
 // Keys of the resolved configuration that may change between a checkpoint and the
@@ -99,20 +119,18 @@ class Checkpointer {
       const std::function<void(const Json& meta)>& check,
       const std::function<std::string(const OpenedCheckpoint& opened)>& load);
 
-  // Reads the file `rel` of an opened checkpoint in one sequential pass: tensors
-  // named in `tensors` are read straight into them (CPU, contiguous, matching
-  // dtype and shape; other devices through a host copy), the others into new CPU
-  // tensors added to the map; the XXH3 of the bytes read is compared with meta's.
-  // Returns "" or the problem (size, digest, a missing tensor, dtype, shape). The tensors' contents
-  // are only meaningful when it returns "".
-  // read_verified() of several files on `threads` threads (files are independent;
-  // concurrent reads keep the storage busy while a thread hashes or waits on a
-  // file's first block). Returns "" or the first problem in the order given.
-  using FileTensors = std::pair<std::string, std::map<std::string, torch::Tensor>*>;
-  static std::string read_all_verified(const OpenedCheckpoint& opened, const std::vector<FileTensors>& files,
-                                       int threads = 4);
-  static std::string read_verified(const OpenedCheckpoint& opened, const std::string& rel,
-                                   std::map<std::string, torch::Tensor>& tensors);
+  // Reads the tensors named in `wanted` from an opened checkpoint: a defined
+  // tensor is filled in place (dtype and shape must match; CPU contiguous ones are
+  // read straight into, others through a host copy), an undefined one becomes a
+  // new CPU tensor. Each file's size and header digest are checked first, then the
+  // tensors are read as independent byte ranges in file order, each hashed and
+  // compared with meta's digest. Returns "" or the first problem (a missing tensor,
+  // size, digest, dtype, shape); the tensors are only meaningful when it returns "".
+  // `threads` > 1 reads several tensors at once, for storage that serves parallel
+  // requests faster; on the development VM one and four readers load alike
+  // (bench_checkpoint shows both side by side), so the trainer uses one.
+  static std::string read_tensors(const OpenedCheckpoint& opened, std::map<std::string, torch::Tensor>& wanted,
+                                  int threads = 1);
 
   // Steps since the last save (or the start) reached config.every_steps.
   bool due_by_steps(int64_t step) const;

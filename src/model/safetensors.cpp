@@ -90,8 +90,8 @@ void write_all(int fd, const void* data, size_t size, const std::string& path) {
 
 }  // namespace
 
-uint64_t save_safetensors(const std::string& path, const NamedTensors& tensors,
-                          const std::map<std::string, std::string>& metadata) {
+StDigests save_safetensors(const std::string& path, const NamedTensors& tensors,
+                           const std::map<std::string, std::string>& metadata) {
   std::vector<StTensorInfo> infos;
   std::vector<torch::Tensor> cpu;
   std::set<std::string> seen;
@@ -114,18 +114,20 @@ uint64_t save_safetensors(const std::string& path, const NamedTensors& tensors,
   std::string tmp = temp_path_for(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   BORA_CHECK(fd >= 0, IoError, "cannot create '", tmp, "': ", std::strerror(errno));
-  Hasher digest;  // of exactly the bytes written, at ~10 GB/s: no second read
+  StDigests digests;  // of exactly the bytes written, at ~10 GB/s: no second read
   try {
     write_all(fd, header.data(), header.size(), tmp);
-    digest.update(header.data(), header.size());
+    digests.header = hash64(header.data(), header.size());
     for (const auto& c : cpu) {
       // In 1 MiB pieces, hashed while still in the cache after write(2) read them.
+      Hasher digest;
       const char* p = static_cast<const char*>(c.data_ptr());
       for (size_t done = 0; done < c.nbytes(); done += 1 << 20) {
         const size_t n = std::min<size_t>(1 << 20, c.nbytes() - done);
         write_all(fd, p + done, n, tmp);
         digest.update(p + done, n);
       }
+      digests.tensors.push_back(digest.digest());
     }
     BORA_CHECK(::fsync(fd) == 0, IoError, "cannot sync '", tmp, "': ", std::strerror(errno));
   } catch (...) {
@@ -135,7 +137,7 @@ uint64_t save_safetensors(const std::string& path, const NamedTensors& tensors,
   }
   ::close(fd);
   rename_durable(tmp, path);
-  return digest.digest();
+  return digests;
 }
 
 }  // namespace bora

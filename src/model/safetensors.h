@@ -44,10 +44,17 @@ class SafetensorsFile {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
+// XXH3-64 digests of a written file's parts: the header (its 8 length bytes and
+// the JSON) and each tensor's bytes, in the order the tensors were given. A reader
+// that wants a few tensors of a large file verifies just those (checkpoints).
+struct StDigests {
+  uint64_t header = 0;
+  std::vector<uint64_t> tensors;
+};
+
 // Writes tensors (any device; copied to CPU, contiguous) with `metadata` into
 // `path` atomically: a temporary sibling, fsync, rename. Names must be unique.
-// Returns the XXH3-64 of the file's bytes (for checkpoint manifests).
-uint64_t save_safetensors(const std::string& path, const NamedTensors& tensors,
-                          const std::map<std::string, std::string>& metadata = {});
+StDigests save_safetensors(const std::string& path, const NamedTensors& tensors,
+                           const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace bora

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <set>
 
@@ -567,47 +568,41 @@ void Trainer::resume() {
   early_.best_rows = torch::empty_like(bank_->rows());
   early_.best_theta = theta_.defined() ? torch::empty_like(theta_) : torch::Tensor();
   std::map<std::string, torch::Tensor> rng;
-  // Each file is read once, straight into the rows, moments and best copies
-  // (a checkpoint that fails verification is overwritten by the next candidate).
+  // Each tensor this rank needs is read once, straight into the rows, moments and
+  // best copies (a checkpoint that fails verification is overwritten by the next
+  // candidate).
   auto load = [&](const OpenedCheckpoint& ck) -> std::string {
-    // Each file's tensors: views of the rows, moments and best copies it fills.
-    std::vector<std::map<std::string, torch::Tensor>> wanted;
-    std::vector<std::string> rels;
-    auto add = [&](const std::string& rel, const torch::Tensor& theta, const AdamW* opt, int64_t row,
-                   const torch::Tensor& best) {
+    std::map<std::string, torch::Tensor> wanted;
+    auto add = [&](const std::function<std::string(const std::string&)>& name, const torch::Tensor& theta,
+                   const AdamW* opt, int64_t row, const torch::Tensor& best) {
       auto pick = [row](const torch::Tensor& t) { return row < 0 ? t : t[row]; };
-      std::map<std::string, torch::Tensor> t = {{"theta", pick(theta)}, {"best", pick(best)}};
+      wanted[name("theta")] = pick(theta);
+      wanted[name("best")] = pick(best);
       if (opt) {
-        t["exp_avg"] = pick(opt->exp_avg());
-        t["exp_avg_sq"] = pick(opt->exp_avg_sq());
+        wanted[name("exp_avg")] = pick(opt->exp_avg());
+        wanted[name("exp_avg_sq")] = pick(opt->exp_avg_sq());
       }
-      wanted.push_back(std::move(t));
-      rels.push_back(rel);
     };
     if (unified) {
-      add("shared.safetensors", bank_->rows(), rows_opt_.get(), 0, early_.best_rows);
+      add(checkpoint_shared_tensor, bank_->rows(), rows_opt_.get(), 0, early_.best_rows);
     } else {
-      for (size_t i = 0; i < local_.size(); ++i)
-        add("tasks/" + task_names_[static_cast<size_t>(local_[i])] + ".safetensors", bank_->rows(), rows_opt_.get(),
-            int64_t(i), early_.best_rows);
-      add("shared.safetensors", theta_, theta_opt_.get(), -1, early_.best_theta);
+      for (size_t i = 0; i < local_.size(); ++i) {
+        const std::string& task = task_names_[static_cast<size_t>(local_[i])];
+        add([&](const std::string& key) { return checkpoint_task_tensor(task, key); }, bank_->rows(),
+            rows_opt_.get(), int64_t(i), early_.best_rows);
+      }
+      add(checkpoint_shared_tensor, theta_, theta_opt_.get(), -1, early_.best_theta);
     }
+    // The generator states, on the same world size only (rank r's stream then
+    // continues where rank r left it); the read adds them as new tensors.
+    const std::string rng_prefix = checkpoint_rng_prefix(comm_.rank());
+    if (ck.meta.value("world_size", 0) == comm_.size())
+      for (const std::string& name : ck.names_with_prefix(rng_prefix)) wanted[name] = torch::Tensor();
+    std::string problem = Checkpointer::read_tensors(ck, wanted);
     rng.clear();
-    if (ck.meta.value("world_size", 0) == comm_.size()) {
-      wanted.emplace_back();  // its tensors are added by the read
-      rels.push_back("rng/rank_" + std::to_string(comm_.rank()) + ".safetensors");
-    }
-    std::vector<size_t> expected;
-    std::vector<Checkpointer::FileTensors> files;
-    for (size_t i = 0; i < rels.size(); ++i) {
-      expected.push_back(wanted[i].size());
-      files.emplace_back(rels[i], &wanted[i]);
-    }
-    std::string problem = Checkpointer::read_all_verified(ck, files);
-    for (size_t i = 0; i < rels.size() && problem.empty(); ++i)
-      if (expected[i] > 0 && wanted[i].size() != expected[i])
-        problem = cat(ck.dir, "/", rels[i], " holds tensors this run does not expect");
-    if (problem.empty() && rels.back().rfind("rng/", 0) == 0) rng = wanted.back();
+    if (problem.empty())
+      for (const auto& [name, t] : wanted)
+        if (name.rfind(rng_prefix, 0) == 0) rng[name.substr(rng_prefix.size())] = t;
     return problem;
   };
   std::optional<OpenedCheckpoint> ck =

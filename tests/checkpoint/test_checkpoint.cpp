@@ -143,20 +143,47 @@ TEST(Checkpoint, LayoutIsCompleteAndInspectable) {
   EXPECT_EQ(meta["adamw_steps"]["rows"], 4);
   EXPECT_EQ(meta["config"]["tau"], "10");
   EXPECT_EQ(meta["tasks"].size(), 4u);
-  // Every file is in the table with its true size and digest.
-  for (const auto& name : meta["tasks"]) {
-    const std::string rel = "tasks/" + name.get<std::string>() + ".safetensors";
-    ASSERT_TRUE(meta["files"].contains(rel)) << rel;
-    const std::string bytes = read_file(dir + "/" + rel);
-    EXPECT_EQ(meta["files"][rel]["bytes"], bytes.size());
-    EXPECT_EQ(meta["files"][rel]["xxh3"], hex64(hash64(bytes)));
-    SafetensorsFile f = SafetensorsFile::open(dir + "/" + rel);
-    for (const char* key : {"theta", "exp_avg", "exp_avg_sq", "best"}) EXPECT_TRUE(f.contains(key)) << key;
+  // One file for the rank; the table has its true size, the digest of its header
+  // and of every tensor's bytes (recomputed here from the file itself).
+  EXPECT_EQ(meta["files"].size(), 1u);
+  const std::string rel = "rank_0.safetensors";
+  ASSERT_TRUE(meta["files"].contains(rel));
+  const Json& entry = meta["files"][rel];
+  const std::string bytes = read_file(dir + "/" + rel);
+  EXPECT_EQ(entry["bytes"], bytes.size());
+  SafetensorsFile f = SafetensorsFile::open(dir + "/" + rel);
+  EXPECT_EQ(entry["header_xxh3"], hex64(hash64(bytes.data(), f.header().data_start)));
+  EXPECT_EQ(entry["tensors"].size(), f.tensors().size());
+  for (const StTensorInfo& t : f.tensors())
+    EXPECT_EQ(entry["tensors"][t.name], hex64(hash64(f.bytes(t), t.end - t.begin))) << t.name;
+  for (const auto& name : meta["tasks"])
+    for (const char* key : {"theta", "exp_avg", "exp_avg_sq", "best"})
+      EXPECT_TRUE(f.contains(checkpoint_task_tensor(name.get<std::string>(), key))) << name << " " << key;
+  EXPECT_EQ(f.tensor(checkpoint_shared_tensor("theta")).numel(), s.trainer.bank().row_size());
+  // Stored by task name: each task's best copy is the row the run ended with.
+  for (size_t i = 0; i < s.trainer.local_tasks().size(); ++i) {
+    const std::string& task = s.trainer.task_names()[static_cast<size_t>(s.trainer.local_tasks()[i])];
+    EXPECT_TRUE(torch::equal(f.tensor(checkpoint_task_tensor(task, "best")), s.trainer.bank().rows()[int64_t(i)]))
+        << task;
   }
-  SafetensorsFile shared = SafetensorsFile::open(dir + "/shared.safetensors");
-  EXPECT_EQ(shared.tensor("theta").numel(), s.trainer.bank().row_size());
-  EXPECT_TRUE(fs::exists(dir + "/rng/rank_0.safetensors"));
+  EXPECT_TRUE(f.contains(checkpoint_rng_prefix(0) + "cpu"));
   EXPECT_FALSE(fs::exists(c.run_dir + "/checkpoints/.step_00000004.tmp"));
+}
+
+// Flips one byte in the middle of tensor `name` of the safetensors file at `path`.
+void corrupt_tensor(const std::string& path, const std::string& name) {
+  uint64_t at = 0;
+  {
+    SafetensorsFile f = SafetensorsFile::open(path);
+    const StTensorInfo* t = f.header().find(name);
+    ASSERT_NE(t, nullptr) << name;
+    at = f.header().data_start + (t->begin + t->end) / 2;
+  }
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(at));
+  const char c = static_cast<char>(f.get());
+  f.seekp(static_cast<std::streamoff>(at));
+  f.put(static_cast<char>(c ^ 0x5a));
 }
 
 TEST(Checkpoint, CorruptNewestFallsBackToThePreviousOne) {
@@ -171,15 +198,11 @@ TEST(Checkpoint, CorruptNewestFallsBackToThePreviousOne) {
     expected = outcome(s);
   }
   const std::string root = c.run_dir + "/checkpoints/";
-  // Alter one byte in the middle of a task file of step 9 ...
-  {
-    const std::string path = root + "step_00000009/tasks/magic.safetensors";
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(fs::file_size(path) / 2));
-    f.put('\x7f');
-  }
-  // ... and truncate the shared file of step 6.
-  fs::resize_file(root + "step_00000006/shared.safetensors", fs::file_size(root + "step_00000006/shared.safetensors") - 4);
+  // Alter one byte in the middle of a task's theta in step 9 ...
+  corrupt_tensor(root + "step_00000009/rank_0.safetensors", checkpoint_task_tensor("magic", "theta"));
+  // ... and truncate step 6's file.
+  const std::string six = root + "step_00000006/rank_0.safetensors";
+  fs::resize_file(six, fs::file_size(six) - 4);
 
   TrainConfig r = c;
   r.checkpoint.resume = root + "step_00000009";  // an explicit path is never skipped
@@ -190,7 +213,7 @@ TEST(Checkpoint, CorruptNewestFallsBackToThePreviousOne) {
   Solo s(r);
   const std::string log = testing::internal::GetCapturedStderr();
   EXPECT_NE(log.find("step_00000009 is unusable"), std::string::npos) << log;
-  EXPECT_NE(log.find("checksum"), std::string::npos) << log;
+  EXPECT_NE(log.find("tensor 'tasks/magic/theta' has checksum"), std::string::npos) << log;
   EXPECT_NE(log.find("step_00000006 is unusable"), std::string::npos) << log;
   EXPECT_NE(log.find("falling back"), std::string::npos) << log;
   EXPECT_EQ(s.trainer.global_step(), 3);
@@ -265,14 +288,83 @@ TEST(Checkpoint, KeepsTheNewestKTheBestAndTheResumedOne) {
   cc.resume = run + "/checkpoints/step_00000004";
   Checkpointer ck(cc, run, comm);
   auto opened = ck.open_for_resume([](const Json&) {}, [](const OpenedCheckpoint& o) {
-    std::map<std::string, torch::Tensor> t;
-    const std::string problem = Checkpointer::read_verified(o, "tasks/a.safetensors", t);
-    EXPECT_TRUE(torch::equal(t.at("theta"), torch::ones({3})));
+    std::map<std::string, torch::Tensor> t = {{checkpoint_task_tensor("a", "theta"), torch::Tensor()}};
+    const std::string problem = Checkpointer::read_tensors(o, t);
+    EXPECT_TRUE(torch::equal(t.begin()->second, torch::ones({3})));
     return problem;
   });
   ASSERT_TRUE(opened.has_value());
   for (int64_t s = 6; s <= 8; ++s) ck.save(s, p);
   EXPECT_EQ(steps(), (std::set<int64_t>{4, 7, 8}));
+}
+
+// Two ranks' files: a reader gets exactly the tensors it names, from whichever
+// file holds them, and only those are verified: a corrupt tensor fails the readers
+// that need it (naming it), not the others; a corrupt header fails every reader
+// of that file.
+TEST(Checkpoint, ReadsAndVerifiesOnlyTheTensorsItNeeds) {
+  const std::string run = train_test::scratch("partial");
+  fs::remove_all(run);
+  // Two simulated ranks, one process: each writes its file (as save() does).
+  const std::string dir = run + "/step";
+  make_dirs(dir);
+  OrderedJson files = OrderedJson::object();
+  auto write_rank = [&](int rank, const NamedTensors& tensors) {
+    const std::string rel = "rank_" + std::to_string(rank) + ".safetensors";
+    const StDigests d = save_safetensors(dir + "/" + rel, tensors);
+    OrderedJson digests = OrderedJson::object();
+    for (size_t i = 0; i < tensors.size(); ++i) digests[tensors[i].first] = hex64(d.tensors[i]);
+    files[rel] = {{"bytes", fs::file_size(dir + "/" + rel)}, {"header_xxh3", hex64(d.header)}, {"tensors", digests}};
+  };
+  write_rank(0, {{checkpoint_task_tensor("a", "theta"), torch::full({5}, 1.0f)},
+                 {checkpoint_task_tensor("b", "theta"), torch::full({5}, 2.0f)},
+                 {checkpoint_shared_tensor("theta"), torch::full({5}, 9.0f)}});
+  write_rank(1, {{checkpoint_task_tensor("c", "theta"), torch::full({5}, 3.0f)},
+                 {checkpoint_rng_prefix(1) + "cpu", torch::arange(4, torch::kUInt8)}});
+  const OpenedCheckpoint o = OpenedCheckpoint::index(dir, Json::parse(OrderedJson{{"files", files}}.dump()));
+  EXPECT_EQ(o.names_with_prefix("rng/rank_1/"), std::vector<std::string>{"rng/rank_1/cpu"});
+  EXPECT_TRUE(o.names_with_prefix("rng/rank_0/").empty());
+
+  // A new owner of tasks b and c (another world size): in place, across both files.
+  torch::Tensor rows = torch::zeros({2, 5});
+  std::map<std::string, torch::Tensor> want = {{checkpoint_task_tensor("b", "theta"), rows[0]},
+                                               {checkpoint_task_tensor("c", "theta"), rows[1]},
+                                               {checkpoint_rng_prefix(1) + "cpu", torch::Tensor()}};
+  ASSERT_EQ(Checkpointer::read_tensors(o, want), "");
+  EXPECT_TRUE(torch::equal(rows, torch::stack({torch::full({5}, 2.0f), torch::full({5}, 3.0f)})));
+  EXPECT_TRUE(torch::equal(want.at("rng/rank_1/cpu"), torch::arange(4, torch::kUInt8)));
+  // The same with several reader threads.
+  rows.zero_();
+  ASSERT_EQ(Checkpointer::read_tensors(o, want, /*threads=*/3), "");
+  EXPECT_EQ(rows.sum().item<float>(), 25.0f);
+
+  // Wrong shape, a tensor no file holds.
+  std::map<std::string, torch::Tensor> bad_shape = {{checkpoint_task_tensor("a", "theta"), torch::zeros({4})}};
+  EXPECT_NE(Checkpointer::read_tensors(o, bad_shape).find("this run expects"), std::string::npos);
+  std::map<std::string, torch::Tensor> missing = {{checkpoint_task_tensor("z", "theta"), torch::zeros({5})}};
+  EXPECT_NE(Checkpointer::read_tensors(o, missing).find("no file of meta.json holds tensor 'tasks/z/theta'"),
+            std::string::npos);
+
+  // Corrupt task a's bytes: a reader of a fails naming it; a reader of b does not.
+  corrupt_tensor(dir + "/rank_0.safetensors", checkpoint_task_tensor("a", "theta"));
+  std::map<std::string, torch::Tensor> a = {{checkpoint_task_tensor("a", "theta"), torch::zeros({5})}};
+  EXPECT_NE(Checkpointer::read_tensors(o, a).find("tensor 'tasks/a/theta' has checksum"), std::string::npos);
+  std::map<std::string, torch::Tensor> b = {{checkpoint_task_tensor("b", "theta"), torch::zeros({5})}};
+  EXPECT_EQ(Checkpointer::read_tensors(o, b), "");
+
+  // Corrupt a byte of rank 1's header (inside the JSON): every reader of it fails.
+  {
+    std::fstream f(dir + "/rank_1.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(12);
+    f.put(' ');
+  }
+  std::map<std::string, torch::Tensor> c = {{checkpoint_task_tensor("c", "theta"), torch::zeros({5})}};
+  EXPECT_NE(Checkpointer::read_tensors(o, c).find("its header has checksum"), std::string::npos);
+
+  // A table that lists one tensor in two files is malformed.
+  OrderedJson twice = files;
+  twice["rank_1.safetensors"]["tensors"][checkpoint_task_tensor("a", "theta")] = "0";
+  EXPECT_THROW(OpenedCheckpoint::index(dir, Json::parse(OrderedJson{{"files", twice}}.dump())), FormatError);
 }
 
 TEST(Checkpoint, TrainingPrunesToTheNewestKAndTheBest) {
