@@ -17,10 +17,11 @@
 // 16-task batch through a bank of --big_bank tasks (the per-step cost of a larger
 // bank), with both strategies.
 //
-// On CPU, (b)/(c) measures batch size more than adapters: one core's per-token cost
-// grows with the batch once activations leave the caches, and tensors above glibc's
-// 32 MB mmap threshold (the LM-head logits here) are mapped and faulted in anew on
-// every step; the "single, loop's sizes" row shows how much of (c) that is.
+// On CPU, (b)/(c) measures the loop's per-call overhead (dispatch, autograd, small
+// matmuls that one core runs), not adapters: the "single, loop's sizes" row is the
+// loop without any multi-task work and costs the same. The ratio therefore depends
+// on a task's share of the batch and on the model's width; bench/adapters_grid.sh
+// prints it over both.
 //
 // Memory: for 1, 16 and 128 tasks, the bytes that the bank (rows + gradient
 // buffer) and an AdamW state (m and v, two more [T, P] tensors) allocate, measured
@@ -179,8 +180,7 @@ int run(int argc, char** argv) {
   std::printf("batch: %lld tasks x %lld rows x %lld tokens = %.0f tokens per step (fwd + bwd)\n",
               static_cast<long long>(tasks), static_cast<long long>(rows_per_task),
               static_cast<long long>(seq), tokens);
-  std::printf("largest activation: LM-head logits, %lld x %lld floats = %.1f MB per batch, %.1f MB per task's rows\n"
-              "(glibc serves allocations above 32 MB with fresh mmaps, faulted in anew every step)\n\n",
+  std::printf("largest activation: LM-head logits, %lld x %lld floats = %.1f MB per batch, %.1f MB per task's rows\n\n",
               static_cast<long long>(B * (seq - 1)), static_cast<long long>(vocab), 4e-6 * B * (seq - 1) * vocab,
               4e-6 * rows_per_task * (seq - 1) * vocab);
 
