@@ -225,6 +225,24 @@ TEST(Checkpoint, CorruptNewestFallsBackToThePreviousOne) {
   EXPECT_EQ(Checkpointer::list_complete(root).size(), 3u);
 }
 
+// A checkpoint of another format version (1: a file per task) is not loaded, and
+// the problem names both versions.
+TEST(Checkpoint, AnotherFormatVersionIsNotLoaded) {
+  TrainConfig c = config("version");
+  c.max_steps = 2;
+  { Solo s(c); ASSERT_TRUE(s.trainer.run()); }
+  const std::string dir = c.run_dir + "/checkpoints/step_00000002";
+  Json meta = read_json_file(dir + "/meta.json");
+  meta["version"] = 1;
+  write_file_atomic(dir + "/meta.json", meta.dump());
+  TrainConfig r = c;
+  r.checkpoint.resume = dir;
+  testing::internal::CaptureStderr();
+  EXPECT_THROW(Solo bad(r), CheckpointError);
+  const std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("has format version 1, this build reads 2"), std::string::npos) << log;
+}
+
 TEST(Checkpoint, RunDefiningChangesAreRefusedSafeOnesAllowed) {
   TrainConfig c = config("changes");
   c.max_steps = 4;
