@@ -321,7 +321,9 @@ std::string open_checked(const OpenedCheckpoint& opened, const std::string& rel,
 
 // Reads the bytes of one tensor into `buf` (contiguous CPU, the tensor's size) and
 // checks their digest. Each call opens the file anew: the kernel's readahead state
-// is per open file, and concurrent readers of one descriptor would look random.
+// is per open file, and one descriptor shared by every tensor (even with one
+// reader, in file order) loaded at 0.33x a plain read on the development VM against
+// 0.74-0.93x with a descriptor per tensor (bench_checkpoint, 2026-12-02).
 std::string read_tensor_checked(const OpenFile& f, const StTensorInfo& info, const std::string& want_digest,
                                 void* buf) {
   int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
