@@ -192,13 +192,8 @@ std::string Checkpointer::save(int64_t step, const CheckpointPayload& payload) {
   if (comm_.rank() == 0)
     for (const auto& [key, t] : payload.shared) mine.emplace_back(checkpoint_shared_tensor(key), t);
   for (const auto& [key, t] : payload.rng) mine.emplace_back(checkpoint_rng_prefix(comm_.rank()) + key, t);
-  const std::string rel = "rank_" + std::to_string(comm_.rank()) + ".safetensors";
-  const StDigests digests = save_safetensors(tmp + "/" + rel, mine, {{"format", "bora-checkpoint"}});
-  OrderedJson tensor_digests = OrderedJson::object();
-  for (size_t i = 0; i < mine.size(); ++i) tensor_digests[mine[i].first] = hex64(digests.tensors[i]);
-  OrderedJson entry = {{"bytes", static_cast<int64_t>(fs::file_size(tmp + "/" + rel))},
-                       {"header_xxh3", hex64(digests.header)},
-                       {"tensors", std::move(tensor_digests)}};
+  const std::string rel = checkpoint_rank_file(comm_.rank());
+  const OrderedJson entry = write_checkpoint_file(tmp + "/" + rel, mine);
   const std::vector<std::string> parts = comm_.gather_bytes(OrderedJson{{rel, entry}}.dump(), 0);
 
   if (comm_.rank() == 0) {
@@ -250,6 +245,16 @@ std::string checkpoint_task_tensor(const std::string& task, const std::string& n
 }
 std::string checkpoint_shared_tensor(const std::string& name) { return "shared/" + name; }
 std::string checkpoint_rng_prefix(int rank) { return "rng/rank_" + std::to_string(rank) + "/"; }
+std::string checkpoint_rank_file(int rank) { return "rank_" + std::to_string(rank) + ".safetensors"; }
+
+OrderedJson write_checkpoint_file(const std::string& path, const NamedTensors& tensors) {
+  const StDigests digests = save_safetensors(path, tensors, {{"format", "bora-checkpoint"}});
+  OrderedJson tensor_digests = OrderedJson::object();
+  for (size_t i = 0; i < tensors.size(); ++i) tensor_digests[tensors[i].first] = hex64(digests.tensors[i]);
+  return {{"bytes", static_cast<int64_t>(fs::file_size(path))},
+          {"header_xxh3", hex64(digests.header)},
+          {"tensors", std::move(tensor_digests)}};
+}
 
 OpenedCheckpoint OpenedCheckpoint::index(std::string dir, Json meta) {
   OpenedCheckpoint o{std::move(dir), std::move(meta), {}};
@@ -290,12 +295,9 @@ struct OpenFile {
 std::string open_checked(const OpenedCheckpoint& opened, const std::string& rel, OpenFile& out) {
   out.entry = &opened.meta.at("files").at(rel);
   out.path = opened.dir + "/" + rel;
-  int fd = ::open(out.path.c_str(), O_RDONLY | O_CLOEXEC);
+  const UniqueFd file(::open(out.path.c_str(), O_RDONLY | O_CLOEXEC));
+  const int fd = file.fd;
   if (fd < 0) return cat(out.path, ": ", std::strerror(errno));
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
   struct stat st {};
   ::fstat(fd, &st);
   const int64_t want = out.entry->value("bytes", int64_t(-1));
@@ -326,12 +328,9 @@ std::string open_checked(const OpenedCheckpoint& opened, const std::string& rel,
 // 0.74-0.93x with a descriptor per tensor (bench_checkpoint, 2026-12-02).
 std::string read_tensor_checked(const OpenFile& f, const StTensorInfo& info, const std::string& want_digest,
                                 void* buf) {
-  int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+  const UniqueFd file(::open(f.path.c_str(), O_RDONLY | O_CLOEXEC));
+  const int fd = file.fd;
   if (fd < 0) return cat(f.path, ": ", std::strerror(errno));
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
   const uint64_t begin = f.header.data_start + info.begin, size = info.end - info.begin;
   ::posix_fadvise(fd, static_cast<off_t>(begin), static_cast<off_t>(size), POSIX_FADV_SEQUENTIAL);
   ::posix_fadvise(fd, static_cast<off_t>(begin), static_cast<off_t>(size), POSIX_FADV_WILLNEED);

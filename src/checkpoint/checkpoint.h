@@ -68,6 +68,11 @@ constexpr int kCheckpointFormatVersion = 2;
 std::string checkpoint_task_tensor(const std::string& task, const std::string& name);  // tasks/<task>/<name>
 std::string checkpoint_shared_tensor(const std::string& name);                         // shared/<name>
 std::string checkpoint_rng_prefix(int rank);                                           // rng/rank_<r>/
+std::string checkpoint_rank_file(int rank);                                            // rank_<r>.safetensors
+
+// Writes one rank's tensors to `path` (atomically, fsync'ed) and returns its entry
+// of meta.json's files table: {"bytes", "header_xxh3", "tensors": {name: xxh3}}.
+OrderedJson write_checkpoint_file(const std::string& path, const NamedTensors& tensors);
 
 // What one rank contributes to a checkpoint.
 struct CheckpointPayload {

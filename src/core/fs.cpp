@@ -16,17 +16,14 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 }  // namespace
 
+UniqueFd::~UniqueFd() {
+  if (fd >= 0) ::close(fd);
+}
+
 std::string read_file(const std::string& path) {
-  Fd f;
+  UniqueFd f;
   f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   BORA_CHECK(f.fd >= 0, IoError, "cannot open '", path, "': ", errno_text());
   struct stat st {};
@@ -50,7 +47,7 @@ std::string temp_path_for(const std::string& path) {
 }
 
 void fsync_path(const std::string& path) {
-  Fd f;
+  UniqueFd f;
   f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   BORA_CHECK(f.fd >= 0, IoError, "cannot open '", path, "' to sync: ", errno_text());
   // Some file systems refuse fsync on folders (EINVAL); the rename is still atomic.
@@ -68,7 +65,7 @@ void rename_durable(const std::string& from, const std::string& to) {
 void write_file_atomic(const std::string& path, std::string_view data) {
   std::string tmp = temp_path_for(path);
   {
-    Fd f;
+    UniqueFd f;
     f.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     BORA_CHECK(f.fd >= 0, IoError, "cannot create '", tmp, "': ", errno_text());
     size_t done = 0;
@@ -98,7 +95,7 @@ void make_dirs(const std::string& path) {
 }
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
-  Fd f;
+  UniqueFd f;
   f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   BORA_CHECK(f.fd >= 0, IoError, "cannot open '", path, "': ", errno_text());
   struct stat st {};

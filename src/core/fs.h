@@ -22,6 +22,15 @@ void fsync_path(const std::string& path);  // a file or a folder
 // Creates a folder and its parents; IoError naming the path if it cannot.
 void make_dirs(const std::string& path);
 
+// A file descriptor closed when it goes out of scope (-1: none).
+struct UniqueFd {
+  int fd = -1;
+  explicit UniqueFd(int f = -1) : fd(f) {}
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd();
+};
+
 // A read-only memory map of a whole file. Shared ownership: tensors that view the
 // mapping hold a shared_ptr to it, so it lives exactly as long as they do.
 class MappedFile {

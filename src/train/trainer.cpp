@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <optional>
 #include <set>
 
@@ -573,8 +572,9 @@ void Trainer::resume() {
   // candidate).
   auto load = [&](const OpenedCheckpoint& ck) -> std::string {
     std::map<std::string, torch::Tensor> wanted;
-    auto add = [&](const std::function<std::string(const std::string&)>& name, const torch::Tensor& theta,
-                   const AdamW* opt, int64_t row, const torch::Tensor& best) {
+    // `name(key)` is the stored tensor's name ("tasks/<task>/theta", "shared/theta").
+    auto add = [&](const auto& name, const torch::Tensor& theta, const AdamW* opt, int64_t row,
+                   const torch::Tensor& best) {
       auto pick = [row](const torch::Tensor& t) { return row < 0 ? t : t[row]; };
       wanted[name("theta")] = pick(theta);
       wanted[name("best")] = pick(best);

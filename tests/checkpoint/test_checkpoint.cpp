@@ -146,7 +146,7 @@ TEST(Checkpoint, LayoutIsCompleteAndInspectable) {
   // One file for the rank; the table has its true size, the digest of its header
   // and of every tensor's bytes (recomputed here from the file itself).
   EXPECT_EQ(meta["files"].size(), 1u);
-  const std::string rel = "rank_0.safetensors";
+  const std::string rel = "rank_0.safetensors";  // the documented layout, spelled out
   ASSERT_TRUE(meta["files"].contains(rel));
   const Json& entry = meta["files"][rel];
   const std::string bytes = read_file(dir + "/" + rel);
@@ -328,11 +328,8 @@ TEST(Checkpoint, ReadsAndVerifiesOnlyTheTensorsItNeeds) {
   make_dirs(dir);
   OrderedJson files = OrderedJson::object();
   auto write_rank = [&](int rank, const NamedTensors& tensors) {
-    const std::string rel = "rank_" + std::to_string(rank) + ".safetensors";
-    const StDigests d = save_safetensors(dir + "/" + rel, tensors);
-    OrderedJson digests = OrderedJson::object();
-    for (size_t i = 0; i < tensors.size(); ++i) digests[tensors[i].first] = hex64(d.tensors[i]);
-    files[rel] = {{"bytes", fs::file_size(dir + "/" + rel)}, {"header_xxh3", hex64(d.header)}, {"tensors", digests}};
+    const std::string rel = checkpoint_rank_file(rank);
+    files[rel] = write_checkpoint_file(dir + "/" + rel, tensors);
   };
   write_rank(0, {{checkpoint_task_tensor("a", "theta"), torch::full({5}, 1.0f)},
                  {checkpoint_task_tensor("b", "theta"), torch::full({5}, 2.0f)},
@@ -364,7 +361,7 @@ TEST(Checkpoint, ReadsAndVerifiesOnlyTheTensorsItNeeds) {
             std::string::npos);
 
   // Corrupt task a's bytes: a reader of a fails naming it; a reader of b does not.
-  corrupt_tensor(dir + "/rank_0.safetensors", checkpoint_task_tensor("a", "theta"));
+  corrupt_tensor(dir + "/" + checkpoint_rank_file(0), checkpoint_task_tensor("a", "theta"));
   std::map<std::string, torch::Tensor> a = {{checkpoint_task_tensor("a", "theta"), torch::zeros({5})}};
   EXPECT_NE(Checkpointer::read_tensors(o, a).find("tensor 'tasks/a/theta' has checksum"), std::string::npos);
   std::map<std::string, torch::Tensor> b = {{checkpoint_task_tensor("b", "theta"), torch::zeros({5})}};
@@ -372,7 +369,7 @@ TEST(Checkpoint, ReadsAndVerifiesOnlyTheTensorsItNeeds) {
 
   // Corrupt a byte of rank 1's header (inside the JSON): every reader of it fails.
   {
-    std::fstream f(dir + "/rank_1.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream f(dir + "/" + checkpoint_rank_file(1), std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(12);
     f.put(' ');
   }
