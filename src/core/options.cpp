@@ -191,8 +191,9 @@ namespace {
 // Boost sees every option as a string; typed parsing is ours, so that errors name
 // the key and the offending text the same way for the command line and INI files.
 po::options_description describe(const std::vector<std::unique_ptr<OptionTable::Option>>& opts,
-                                 bool for_cli) {
+                                 bool for_cli, bool with_version = false) {
   po::options_description desc;
+  if (with_version) desc.add_options()("version", "print the build (LibTorch, CUDA, NCCL, MPI) and exit");
   if (for_cli) {
     desc.add_options()("help,h", "print this help and exit")(
         "config", po::value<std::vector<std::string>>()->composing(),
@@ -211,12 +212,16 @@ po::options_description describe(const std::vector<std::unique_ptr<OptionTable::
 bool OptionTable::parse(int argc, const char* const* argv) {
   po::variables_map cli;
   try {
-    po::store(po::command_line_parser(argc, argv).options(describe(options_, true)).run(), cli);
+    po::store(po::command_line_parser(argc, argv).options(describe(options_, true, bool(version_))).run(), cli);
   } catch (const po::error& e) {
     BORA_THROW(ConfigError, program_, ": ", e.what(), " (see --help)");
   }
   if (cli.count("help")) {
     std::cout << help();
+    return false;
+  }
+  if (version_ && cli.count("version")) {
+    std::cout << version_() << "\n";
     return false;
   }
   // Config files first (in order, so a later one overrides), then the command line.
@@ -259,8 +264,9 @@ void OptionTable::parse_ini(const std::string& text, const std::string& origin) 
 std::string OptionTable::help() const {
   std::ostringstream os;
   os << "usage: " << program_ << " [--config FILE.ini] [--key value ...]\n\n" << summary_ << "\n\n";
-  os << "  --help                  print this help and exit\n"
-     << "  --config FILE           an INI file of the options below (key = value); repeatable\n";
+  os << "  --help                  print this help and exit\n";
+  if (version_) os << "  --version               print the build (LibTorch, CUDA, NCCL, MPI) and exit\n";
+  os << "  --config FILE           an INI file of the options below (key = value); repeatable\n";
   std::string group;
   for (const auto& o : options_) {
     if (o->group != group) {

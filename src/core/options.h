@@ -55,6 +55,8 @@ class OptionTable {
   void parse_ini(const std::string& text, const std::string& origin);
 
   std::string help() const;
+  // Makes --version print `version()` and exit (parse() returns false), like --help.
+  void set_version(std::function<std::string()> version) { version_ = std::move(version); }
   // Every key = value in table order, with group headers as comments.
   std::string to_ini() const;
   std::map<std::string, std::string> values() const;
@@ -71,6 +73,7 @@ class OptionTable {
   Option& find(const std::string& key);
 
   std::string program_, summary_, group_;
+  std::function<std::string()> version_;
   std::vector<std::unique_ptr<Option>> options_;
 };
 

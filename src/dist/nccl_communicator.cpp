@@ -36,6 +36,13 @@ ncclDataType_t nccl_type(const torch::Tensor& t) {
 
 }  // namespace
 
+std::string nccl_version() {
+  int v = 0;
+  check_nccl(ncclGetVersion(&v), "ncclGetVersion");
+  // NCCL >= 2.9 encodes major * 10000 + minor * 100 + patch.
+  return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
+}
+
 NcclCommunicator::NcclCommunicator(MPI_Comm comm, torch::Device device)
     : mpi_(comm, /*owned=*/false), device_(device) {
   BORA_CHECK(device.is_cuda() && device.has_index(), InternalError,

@@ -54,6 +54,9 @@ class NcclCommunicator : public Communicator {
   ncclComm_t nccl_ = nullptr;
 };
 
+// The version of the libnccl loaded at run time, e.g. "2.28.9".
+std::string nccl_version();
+
 }  // namespace bora
 
 #endif  // BORA_HAVE_NCCL

@@ -1,8 +1,10 @@
 #include "dist/world.h"
 
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <mpi.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -21,6 +23,30 @@ int threads_per_rank(int requested, int local_ranks) {
   if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) return std::atoi(env);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return std::max(1, cores / std::max(1, local_ranks));
+}
+
+std::string build_info() {
+  std::string s = std::string("bora ") + BORA_VERSION + ": LibTorch " + TORCH_VERSION;
+#if BORA_HAVE_CUDA
+  // The CUDA hooks are registered by libtorch_cuda.so, which every tool links.
+  const auto& cuda = at::detail::getCUDAHooks();
+  const long rt = cuda.versionCUDART();  // major * 1000 + minor * 10
+  s += cat(", CUDA ", rt / 1000, ".", rt % 1000 / 10, " (", cuda.getNumGPUs(), " GPUs visible)");
+#else
+  s += ", CPU only (built without CUDA)";
+#endif
+#if BORA_HAVE_NCCL
+  s += ", NCCL " + nccl_version();
+#else
+  s += ", no NCCL";
+#endif
+  // Allowed before MPI_Init; the first line names the implementation and version.
+  char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  MPI_Get_library_version(mpi, &len);
+  std::string m(mpi, static_cast<size_t>(len));
+  m = m.substr(0, m.find_first_of(",\n"));
+  return s + ", " + m;
 }
 
 bool World::launched() {

@@ -74,4 +74,10 @@ std::unique_ptr<Communicator> make_communicator(World& world, torch::Device devi
 // ran 40x slower than one.
 int threads_per_rank(int requested, int local_ranks);
 
+// What this binary was built with and runs on, one line, for --version and the
+// start of a run: "bora 0.1.0: LibTorch 2.11.0, CUDA 13.0 (0 GPUs visible), NCCL
+// 2.28.9, Open MPI v4.1.4". CUDA and NCCL are named only when compiled in, and
+// their versions are asked of the loaded libraries, so the line proves the link.
+std::string build_info();
+
 }  // namespace bora

@@ -37,25 +37,11 @@ torch::Tensor OptAttentionImpl::forward(const torch::Tensor& h, const torch::Ten
   k = heads(k);
   v = heads(v);
   torch::Tensor out;
-#if TORCH_VERSION_MAJOR >= 2
   // SDPA's default scale is head_dim^-0.5, HF's scaling of q. Without an explicit
   // mask (right padding) it can use the flash / memory-efficient kernels.
-  out = at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask)
-                                                                  : c10::nullopt,
+  out = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask)
+                                                                  : std::nullopt,
                                          /*dropout_p=*/0.0, /*is_causal=*/!mask.defined());
-#else
-  const double scaling = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  torch::Tensor scores = torch::matmul(q * scaling, k.transpose(-1, -2));
-  if (mask.defined()) {
-    scores = scores + mask;
-  } else {
-    auto causal = torch::ones({S, S}, torch::TensorOptions().dtype(torch::kBool).device(h.device())).triu(1);
-    scores = scores.masked_fill(causal, -std::numeric_limits<float>::infinity());
-  }
-  // Softmax in fp32 for half-precision inputs, as HF does.
-  torch::Tensor p = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
-  out = torch::matmul(p, v);
-#endif
   out = out.transpose(1, 2).reshape({B, S, num_heads * head_dim});
   torch::Tensor y = out_proj->forward(out);
   if (adapter && adapter->adapts(layer, Site::Out)) y = adapter->apply(layer, Site::Out, out, y);

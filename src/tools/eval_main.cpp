@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     t.add_choice("split", &split, {"train", "validation", "test"}, "which split");
     t.add("eval_batch", &batch, "sequences per forward");
     t.add("threads", &threads, "intra-op threads");
+    t.set_version(bora::build_info);
     if (!t.parse(argc, argv)) return 0;
     BORA_CHECK(!model_dir.empty() && !data.empty(), ConfigError, "model and data must be set");
     torch::set_num_threads(bora::threads_per_rank(threads, 1));

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
     GenerateConfig c;
     bora::OptionTable table("bora-generate", "Samples text from a base model, alone or through a task's adapter.");
     c.declare(table);
+    table.set_version(bora::build_info);
     if (!table.parse(argc, argv)) return 0;
     BORA_CHECK(!c.model.empty(), ConfigError, "model is not set");
     torch::set_num_threads(bora::threads_per_rank(c.threads, 1));

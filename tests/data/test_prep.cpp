@@ -39,8 +39,8 @@ PrepConfig fortune_config(const std::string& in, const std::string& out) {
   PrepConfig c;
   c.input = in;
   c.out = out;
-  c.vocab = test::gpt2_dir() + "/encoder.json";
-  c.merges = test::gpt2_dir() + "/vocab.bpe";
+  c.vocab = test::gpt2_dir() + "/vocab.json";
+  c.merges = test::gpt2_dir() + "/merges.txt";
   c.min_docs = 0;
   c.max_docs = 0;
   c.min_text_chars = 0;
@@ -167,8 +167,8 @@ TEST(Prep, TonLikeCsvEndToEnd) {
   PrepConfig cfg;
   cfg.input = dir + "/ton.csv";
   cfg.out = dir + "/ds";
-  cfg.vocab = test::gpt2_dir() + "/encoder.json";
-  cfg.merges = test::gpt2_dir() + "/vocab.bpe";
+  cfg.vocab = test::gpt2_dir() + "/vocab.json";
+  cfg.merges = test::gpt2_dir() + "/merges.txt";
   cfg.min_docs = 2;
   cfg.max_docs = 10;
   cfg.min_text_chars = 5;

