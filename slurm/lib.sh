@@ -6,6 +6,7 @@
 #   bora_read_sweep FILE       BORA_TAUS=(0 1 10 inf), BORA_SWEEP_CONFIG=<config path>
 #   bora_step CMD...           runs a job step (srun) with the signal protocol; sets BORA_STEP_RC
 #   bora_finish RC             requeues on 75 (docs/slurm.md), otherwise exits with RC
+#   bora_unconverged, bora_budget_args   from launch/converge.sh (continuing a sweep)
 #
 # The signal protocol (docs/slurm.md): the scripts ask for `--signal=B:USR1@<s>`,
 # so Slurm sends SIGUSR1 to this batch shell <s> seconds before the time limit. The
@@ -20,6 +21,8 @@ BORA_STEP_PID=""
 BORA_RESEND_PID=""
 BORA_GOT_USR1=${BORA_GOT_USR1:-0}  # the scripts trap USR1 into it from their first line
 BORA_GOT_TERM=0
+
+source "${BORA_ROOT:-$PWD}/launch/converge.sh"
 
 bora_log() { echo "[$(date +%H:%M:%S) ${BORA_SCRIPT:-bora} job ${SLURM_JOB_ID:-?}] $*" >&2; }
 

@@ -52,7 +52,7 @@ void parallel_for(size_t n, size_t threads, const std::function<void(size_t)>& f
 }
 
 const std::set<std::string>& resume_safe_keys() {
-  // Output, logging, evaluation cadence and performance knobs. micro_batch and
+  // Output, logging, evaluation cadence, the budget and performance knobs. micro_batch and
   // device change only the order of float sums; data may move (the manifest's hash
   // is checked instead); eval_every and patience are the "eval interval" a user
   // tunes while a long run is underway.
@@ -60,7 +60,10 @@ const std::set<std::string>& resume_safe_keys() {
       "run_dir",      "resume",          "checkpoint_every", "checkpoint_minutes", "keep_checkpoints",
       "eval_every",   "patience",        "eval_batch",       "eval_base",          "log_every",
       "threads",      "device",          "micro_batch",      "replica_check_every", "export_adapters",
-      "data",         "tokenizer"};
+      "data",         "tokenizer",       "converge_tol",
+      // The budget is an upper bound: raising it continues an unconverged run
+      // (Trainer::check_resumable refuses it for a schedule that depends on it).
+      "epochs",       "max_steps"};
   return keys;
 }
 

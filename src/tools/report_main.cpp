@@ -1,6 +1,7 @@
-// bora-report: the tables and plots of a tau sweep from its run folders.
+// bora-report: the tables, plots and verdict of a tau sweep from its run folders.
 //   bora-report --sweep runs/sweep                 (every subfolder with results.json)
 //   bora-report --runs runs/tau0,runs/tau10,...   --out report/
+//   bora-report --sweep runs/sweep --status        (per-run convergence, for scripts)
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -15,7 +16,7 @@ int main(int argc, char** argv) {
   return bora::guarded_main("bora-report", [&] {
     std::string sweep, out;
     std::vector<std::string> runs;
-    bool plots = true;
+    bool plots = true, status = false;
     bora::OptionTable t("bora-report",
                         "Writes Table 1 (overall perplexity per tau) and Table 2 (per-task perplexity, best tau marked) "
                         "as Markdown and CSV, and PNG plots (gnuplot), from the run folders of a tau sweep.");
@@ -23,6 +24,8 @@ int main(int argc, char** argv) {
     t.add("runs", &runs, "run folders, instead of --sweep");
     t.add("out", &out, "output folder (default: <sweep>/report)");
     t.add("plots", &plots, "write the PNG figures (needs gnuplot)");
+    t.add("status", &status,
+          "print one line per run for scripts: <dir> <converged: yes|no|unknown|missing> <budget in epochs>; no tables");
     if (!t.parse(argc, argv)) return 0;
     BORA_CHECK(!sweep.empty() || !runs.empty(), ConfigError, "give --sweep or --runs");
     if (!sweep.empty()) {
@@ -31,6 +34,10 @@ int main(int argc, char** argv) {
         if (e.is_directory() && e.path().filename() != "report" && std::filesystem::exists(e.path() / "config.ini"))
           runs.push_back(e.path().string());
       std::sort(runs.begin(), runs.end());
+    }
+    if (status) {
+      std::cout << bora::sweep_status(runs);
+      return 0;
     }
     if (out.empty()) out = (sweep.empty() ? std::string(".") : sweep) + "/report";
     bora::SweepReport rep = bora::read_sweep(runs);

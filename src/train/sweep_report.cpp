@@ -65,9 +65,14 @@ std::vector<double> tau_positions(const std::vector<SweepRun>& runs) {
 void run_gnuplot(const std::string& dir, const std::string& name, const std::string& script) {
   const std::string path = dir + "/" + name + ".gp";
   write_file_atomic(path, script);
+  BORA_CHECK(std::system("command -v gnuplot > /dev/null") == 0, IoError,
+             "gnuplot is not installed (launch/install-deps.sh installs it; --plots false skips the plots)");
   const std::string cmd = "cd '" + dir + "' && gnuplot '" + name + ".gp' 2> '" + name + ".gp.log'";
-  BORA_CHECK(std::system(cmd.c_str()) == 0, IoError, "gnuplot failed on ", path, " (see ", path,
-             ".log; is gnuplot installed? launch/install-deps.sh installs it, --plots false skips plots)");
+  if (std::system(cmd.c_str()) != 0) {
+    std::string log = read_file(path + ".log");
+    log = log.substr(0, log.find('\n', log.find_first_not_of("\n")));
+    BORA_THROW(IoError, "gnuplot failed on ", path, ": ", log, " (", path, ".log)");
+  }
 }
 
 }  // namespace
@@ -109,6 +114,13 @@ SweepReport read_sweep(const std::vector<std::string>& run_dirs) {
       r.train_seconds = j.value("train_seconds", 0.0);
       r.tokens_per_s = j.value("tokens_per_s", 0.0);
       r.ranks = j.value("ranks", 1);
+      if (j.contains("converged")) {
+        r.converged = j.at("converged").get<bool>() ? 1 : 0;
+        r.convergence = j.at("convergence").value("reason", std::string());
+      } else {
+        r.convergence = "unknown: results.json from a bora without convergence reports";
+      }
+      r.steps_per_epoch = j.contains("budget") ? j.at("budget").value("steps_per_epoch", int64_t(0)) : 0;
       for (const auto& t : j.at("tasks"))
         r.tasks.push_back({t.at("name").get<std::string>(), t.at("train_documents").get<int64_t>(),
                            t.at("validation_ppl").get<double>(), t.at("test_ppl").get<double>(),
@@ -148,25 +160,65 @@ SweepReport read_sweep(const std::vector<std::string>& run_dirs) {
   return rep;
 }
 
+std::string sweep_status(const std::vector<std::string>& run_dirs) {
+  std::ostringstream os;
+  for (const auto& dir : run_dirs) {
+    const std::string path = dir + "/results.json";
+    if (!std::filesystem::exists(path)) {
+      os << dir << " missing 0\n";
+      continue;
+    }
+    const Json j = read_json_file(path);
+    const char* conv = !j.contains("converged") ? "unknown" : j.at("converged").get<bool>() ? "yes" : "no";
+    int64_t epochs = 0;
+    if (j.contains("budget")) {
+      const int64_t total = j.at("budget").at("total_steps").get<int64_t>();
+      const int64_t per = std::max<int64_t>(1, j.at("budget").at("steps_per_epoch").get<int64_t>());
+      epochs = (total + per - 1) / per;
+    }
+    os << dir << " " << conv << " " << epochs << "\n";
+  }
+  return os.str();
+}
+
+std::string sweep_verdict(const SweepReport& rep) {
+  std::string unconverged;
+  size_t best = 0;
+  for (size_t r = 0; r < rep.runs.size(); ++r) {
+    if (rep.runs[r].converged != 1)
+      unconverged += (unconverged.empty() ? "" : ", ") + std::string("tau = ") + tau_text(rep.runs[r].tau) +
+                     (rep.runs[r].converged < 0 ? " (unknown)" : "");
+    if (rep.runs[r].val_macro < rep.runs[best].val_macro) best = r;
+  }
+  if (!unconverged.empty())
+    return "no verdict: runs " + unconverged + " had not converged (continue them: launch/sweep.sh --until_converged)";
+  return "verdict: tau = " + tau_text(rep.runs[best].tau) + " has the lowest validation perplexity (macro, " +
+         fmt(rep.runs[best].val_macro) + ") of " + std::to_string(rep.runs.size()) + " converged runs";
+}
+
 std::string write_report(const SweepReport& rep, const std::string& out, bool plots) {
   make_dirs(out);
   const auto& runs = rep.runs;
   // ---- Table 1 -------------------------------------------------------------------
   std::ostringstream t1, c1;
-  t1 << "| tau | lr | validation ppl (macro) | validation ppl (micro) | test ppl (macro) | best step | tokens/s |\n"
-     << "|---:|---:|---:|---:|---:|---:|---:|\n";
-  c1 << "tau,lr,val_macro_ppl,val_micro_ppl,test_macro_ppl,test_micro_ppl,best_step,steps,train_seconds,tokens_per_s,ranks\n";
+  t1 << "| tau | lr | validation ppl (macro) | validation ppl (micro) | test ppl (macro) | best step | converged | tokens/s |\n"
+     << "|---:|---:|---:|---:|---:|---:|:---:|---:|\n";
+  c1 << "tau,lr,val_macro_ppl,val_micro_ppl,test_macro_ppl,test_micro_ppl,best_step,steps,train_seconds,tokens_per_s,ranks,"
+        "converged\n";
   size_t best_overall = 0;
   for (size_t r = 0; r < runs.size(); ++r)
     if (runs[r].val_macro < runs[best_overall].val_macro) best_overall = r;
   for (size_t r = 0; r < runs.size(); ++r) {
     const auto& x = runs[r];
     const std::string mark = r == best_overall ? "**" : "";
+    // A run cut off while improving is marked where its figures are read.
+    const char* conv = x.converged == 1 ? "yes" : x.converged == 0 ? "**no**" : "?";
     t1 << "| " << tau_text(x.tau) << " | " << lr_text(x.lr) << " | " << mark << fmt(x.val_macro) << mark << " | "
-       << fmt(x.val_micro) << " | " << fmt(x.test_macro) << " | " << x.best_step << " | " << fmt(x.tokens_per_s, 0) << " |\n";
+       << fmt(x.val_micro) << " | " << fmt(x.test_macro) << " | " << x.best_step << " of " << x.steps << " | " << conv
+       << " | " << fmt(x.tokens_per_s, 0) << " |\n";
     c1 << tau_text(x.tau) << "," << lr_text(x.lr) << "," << x.val_macro << "," << x.val_micro << "," << x.test_macro
        << "," << x.test_micro << "," << x.best_step << "," << x.steps << "," << x.train_seconds << "," << x.tokens_per_s
-       << "," << x.ranks << "\n";
+       << "," << x.ranks << "," << (x.converged == 1 ? "yes" : x.converged == 0 ? "no" : "unknown") << "\n";
   }
   // ---- Table 2 -------------------------------------------------------------------
   std::ostringstream t2, c2;
@@ -203,19 +255,29 @@ std::string write_report(const SweepReport& rep, const std::string& out, bool pl
   write_file_atomic(out + "/table2.md", t2.str());
   write_file_atomic(out + "/table2.csv", c2.str());
 
+  const bool has_zero = runs.front().tau == 0, has_inf = std::isinf(runs.back().tau);
+  std::ostringstream notes;  // what the report could not say, and why
+  for (const auto& x : runs)
+    if (x.converged != 1) notes << "- tau = " << tau_text(x.tau) << " had not converged: " << x.convergence << "\n";
+  if (!has_zero) notes << "- no tau = 0 run: the gain over independent adapters and its correlation with task size are not reported\n";
+  if (!has_zero && !has_inf) notes << "- neither tau = 0 nor tau = inf: gain_vs_size.png is not drawn\n";
+
   std::ostringstream md;
-  md << "# BoRA tau sweep\n\n## Table 1: overall validation perplexity per tau\n\n" << t1.str()
-     << "\n## Table 2: per-task validation perplexity (best tau per task in bold)\n\n" << t2.str() << "\n"
+  md << "# BoRA tau sweep\n\n" << sweep_verdict(rep) << "\n\n## Table 1: overall validation perplexity per tau\n\n"
+     << t1.str() << "\n## Table 2: per-task validation perplexity (best tau per task in bold)\n\n" << t2.str() << "\n"
      << best_intermediate << " of " << rep.task_names.size() << " tasks are best at an intermediate tau (0 < tau < inf).\n";
   if (std::isfinite(rep.size_gain_correlation))
     md << "Spearman rank correlation between task size (training documents) and the relative gain of its best tau "
           "over tau = 0: "
        << fmt(rep.size_gain_correlation, 3) << " (negative: smaller tasks gain more).\n";
+  if (!notes.str().empty()) md << "\nNotes:\n" << notes.str();
   if (!rep.missing.empty()) {
     md << "\nMissing runs (left out):\n";
     for (const auto& m : rep.missing) md << "- " << m << "\n";
   }
-  if (plots) md << "\nFigures: ppl_vs_tau.png, ppl_vs_tau_tasks.png, distance_vs_size.png, gain_vs_size.png\n";
+  if (plots)
+    md << "\nFigures: ppl_vs_tau.png, ppl_vs_tau_tasks.png, distance_vs_size.png"
+       << (has_zero || has_inf ? ", gain_vs_size.png" : "") << "\n";
   write_file_atomic(out + "/report.md", md.str());
 
   if (plots) {
@@ -227,7 +289,6 @@ std::string write_report(const SweepReport& rep, const std::string& out, bool pl
     std::ostringstream overall, tasks_dat;
     for (size_t r = 0; r < runs.size(); ++r) overall << x[r] << " " << runs[r].val_macro << " " << runs[r].val_micro << "\n";
     write_file_atomic(out + "/ppl_vs_tau.dat", overall.str());
-    const bool has_zero = runs.front().tau == 0;
     for (size_t t = 0; t < rep.task_names.size(); ++t) {
       tasks_dat << "# " << rep.task_names[t] << "\n";
       for (size_t r = 0; r < runs.size(); ++r)
@@ -267,22 +328,31 @@ std::string write_report(const SweepReport& rep, const std::string& out, bool pl
                   head + "set output 'distance_vs_size.png'\nset title '||theta_d - Theta|| against task size'\n"
                          "set logscale x\nset xlabel 'training documents'\nset ylabel '||theta_d - Theta||'\nset key outside right\n" +
                       plot_dist + "\n");
-    std::ostringstream gain;
-    const SweepRun* inf = std::isinf(runs.back().tau) ? &runs.back() : nullptr;
-    for (size_t t = 0; t < rep.task_names.size(); ++t) {
-      const double best = runs[rep.best_run[t]].tasks[t].val_ppl;
-      gain << runs[0].tasks[t].train_documents << " "
-           << (has_zero ? 100 * (runs[0].tasks[t].val_ppl - best) / runs[0].tasks[t].val_ppl : NAN) << " "
-           << (inf ? 100 * (inf->tasks[t].val_ppl - best) / inf->tasks[t].val_ppl : NAN) << "\n";
+    if (has_zero || has_inf) {
+      // Columns for the extremes the sweep has; the gain over a missing one is not a number.
+      const SweepRun* inf = has_inf ? &runs.back() : nullptr;
+      std::ostringstream gain;
+      for (size_t t = 0; t < rep.task_names.size(); ++t) {
+        const double best = runs[rep.best_run[t]].tasks[t].val_ppl;
+        gain << runs[0].tasks[t].train_documents;
+        if (has_zero) gain << " " << 100 * (runs[0].tasks[t].val_ppl - best) / runs[0].tasks[t].val_ppl;
+        if (inf) gain << " " << 100 * (inf->tasks[t].val_ppl - best) / inf->tasks[t].val_ppl;
+        gain << "\n";
+      }
+      write_file_atomic(out + "/gain_vs_size.dat", gain.str());
+      std::string series;
+      if (has_zero) series += "'gain_vs_size.dat' u 1:2 w p pt 7 ps 1.2 t 'over tau = 0'";
+      if (inf)
+        series += std::string(has_zero ? ", '' u 1:3" : "'gain_vs_size.dat' u 1:2") + " w p pt 5 ps 1.2 t 'over tau = inf'";
+      run_gnuplot(out, "gain_vs_size",
+                  head + "set output 'gain_vs_size.png'\nset title 'Relative improvement of the best tau against task size'\n"
+                         "set logscale x\nset xlabel 'training documents'\nset ylabel 'improvement (%)'\nplot " +
+                      series + "\n");
     }
-    write_file_atomic(out + "/gain_vs_size.dat", gain.str());
-    run_gnuplot(out, "gain_vs_size",
-                head + "set output 'gain_vs_size.png'\nset title 'Relative improvement of the best tau against task size'\n"
-                       "set logscale x\nset xlabel 'training documents'\nset ylabel 'improvement (%)'\n"
-                       "plot 'gain_vs_size.dat' u 1:2 w p pt 7 ps 1.2 t 'over tau = 0', '' u 1:3 w p pt 5 ps 1.2 t 'over tau = inf'\n");
   }
   return "## Table 1: overall validation perplexity per tau\n\n" + t1.str() +
-         "\n## Table 2: per-task validation perplexity (best in bold)\n\n" + t2.str();
+         "\n## Table 2: per-task validation perplexity (best in bold)\n\n" + t2.str() +
+         (notes.str().empty() ? "" : "\nNotes:\n" + notes.str()) + "\n" + sweep_verdict(rep) + "\n";
 }
 
 }  // namespace bora

@@ -4,13 +4,19 @@
 //
 //   table1.md / .csv   overall perplexity per tau, with the learning rate
 //   table2.md / .csv   per-task perplexity for every tau, best tau per task marked
-//   report.md          both tables, the runs that are missing, the rank
-//                      correlation between task size and the gain over tau = 0
+//   report.md          both tables, the verdict, the runs that are missing, the
+//                      rank correlation between task size and the gain over tau = 0
 //   ppl_vs_tau.png, ppl_vs_tau_tasks.png, distance_vs_size.png, gain_vs_size.png
 //
 // Perplexities are the validation split's at each run's best step (as the paper
 // reports them); test perplexities are in the CSV files too. A run folder without
 // results.json is reported and skipped; the rest is still tabulated.
+//
+// Table 1 marks every run that had not converged (train/convergence.h), and the
+// verdict names the best tau only when every run converged: a sweep that compares
+// runs at different stages of training compares nothing. Parts that need tau = 0
+// or tau = inf (the gain over them, its correlation with task size) are skipped
+// with a note when the sweep lacks them.
 #pragma once
 
 #include <string>
@@ -32,6 +38,11 @@ struct SweepRun {
   int64_t best_step = 0, steps = 0;
   double train_seconds = 0, tokens_per_s = 0;
   int ranks = 1;
+  // 1 converged, 0 not (the budget ran out while improving), -1 unknown (a
+  // results.json of a bora before convergence reports).
+  int converged = -1;
+  std::string convergence;  // why, in one sentence
+  int64_t steps_per_epoch = 0;
   std::vector<SweepTask> tasks;
 };
 
@@ -48,6 +59,13 @@ struct SweepReport {
 
 // Reads every run folder; ConfigError when none has results.
 SweepReport read_sweep(const std::vector<std::string>& run_dirs);
+// For scripts that continue a sweep (launch/sweep.sh --until_converged): one line
+// per run folder, "<dir> <converged: yes|no|unknown|missing> <budget in epochs>",
+// the budget being the run's total steps over its steps per epoch, rounded up.
+std::string sweep_status(const std::vector<std::string>& run_dirs);
+// One line: "verdict: tau = 10 has the lowest validation perplexity (macro) of N
+// converged runs" or "no verdict: runs tau = 1, tau = 10 had not converged".
+std::string sweep_verdict(const SweepReport& report);
 // Writes tables (and plots when `plots`) into `out`; returns Table 1 and Table 2 as
 // Markdown for printing.
 std::string write_report(const SweepReport& report, const std::string& out, bool plots);

@@ -25,10 +25,14 @@ void TrainConfig::declare(OptionTable& t) {
   t.add("batch_size", &batch_size, "sequences per global minibatch (all ranks together)");
   t.add("micro_batch", &micro_batch, "sequences per forward/backward on a rank (gradient accumulation)");
   t.group("optimizer");
-  t.add("epochs", &epochs, "passes over the training sequences");
-  t.add("max_steps", &max_steps, "optimizer steps (> 0 overrides epochs)");
+  t.add("epochs", &epochs,
+        "the budget: at most this many passes over the training sequences (early stopping decides within it; "
+        "raise it and resume to continue an unconverged run)");
+  t.add("max_steps", &max_steps, "the budget in optimizer steps (> 0 overrides epochs)");
   t.add("lr", &lr, "learning rate (for tau = 0 and tau = inf, or when lr_per_tau is 0)");
-  t.add("lr_per_tau", &lr_per_tau, "> 0: lr = tau * lr_per_tau for 0 < tau < inf (the paper: 1e-5)");
+  t.add("lr_per_tau", &lr_per_tau,
+        "> 0: the paper's rule lr = tau * lr_per_tau for 0 < tau < inf (1e-5 there); 0: lr for every tau "
+        "(docs/bora.md, \"The learning-rate rule\")");
   t.add("beta1", &beta1, "AdamW beta1");
   t.add("beta2", &beta2, "AdamW beta2");
   t.add("eps", &eps, "AdamW epsilon");
@@ -40,6 +44,9 @@ void TrainConfig::declare(OptionTable& t) {
   t.group("evaluation");
   t.add("eval_every", &eval_every, "evaluate every N steps (0 = once per epoch)");
   t.add("patience", &patience, "early stopping: evaluations without a better validation NLL (0 = off)");
+  t.add("converge_tol", &converge_tol,
+        "a run that ends at its budget counts as converged if its best validation NLL fell by at most this "
+        "(relative) over its last patience evaluations (docs/bora.md, \"Convergence\")");
   t.add("eval_batch", &eval_batch, "sequences per evaluation forward");
   t.add("eval_base", &eval_base, "evaluate before the first step too");
   t.add("log_every", &log_every, "log a metrics line every N steps");
@@ -69,6 +76,8 @@ void TrainConfig::validate() const {
   BORA_CHECK(grad_clip >= 0, ConfigError, "grad_clip must be >= 0, got ", grad_clip);
   BORA_CHECK(eval_every >= 0, ConfigError, "eval_every must be >= 0, got ", eval_every);
   BORA_CHECK(patience >= 0, ConfigError, "patience must be >= 0, got ", patience);
+  BORA_CHECK(converge_tol >= 0 && std::isfinite(converge_tol), ConfigError, "converge_tol must be >= 0, got ",
+             converge_tol);
   BORA_CHECK(eval_batch > 0, ConfigError, "eval_batch must be > 0, got ", eval_batch);
   BORA_CHECK(log_every > 0, ConfigError, "log_every must be > 0, got ", log_every);
   BORA_CHECK(threads >= 0, ConfigError, "threads must be >= 0, got ", threads);

@@ -47,6 +47,7 @@ struct TrainConfig {
   // evaluation
   int64_t eval_every = 0;  // steps; 0 = once per epoch
   int64_t patience = 8;    // evaluations without a better validation NLL before stopping; 0 = never stop early
+  double converge_tol = 1e-3;  // a run that did not stop early converged if its NLL fell less (relative) lately
   int64_t eval_batch = 32;
   bool eval_base = true;   // evaluate before the first step too
   int64_t log_every = 10;

@@ -411,6 +411,7 @@ void Trainer::evaluate_and_track() {
   run_->append_metrics(j);
   if (comm_.rank() == 0)
     BORA_INFO("step ", step_, ": validation perplexity ", val.macro_ppl(), " (macro), ", val.micro_ppl(), " (micro)");
+  early_.history.emplace_back(step_, val.macro_nll);
   if (val.macro_nll < early_.best_nll) {
     torch::NoGradGuard g;
     early_.best_nll = val.macro_nll;
@@ -512,6 +513,8 @@ OrderedJson Trainer::checkpoint_meta() const {
   for (const auto& [k, v] : config)
     if (!is_resume_safe_key(k)) defining += k + "=" + v + "\n";
   auto finite_or_null = [](double v) { return std::isfinite(v) ? OrderedJson(v) : OrderedJson(nullptr); };
+  OrderedJson history_json = OrderedJson::array();
+  for (const auto& [step, nll] : early_.history) history_json.push_back({step, finite_or_null(nll)});
   return OrderedJson{
       {"format", "bora-checkpoint"},
       {"version", kCheckpointFormatVersion},
@@ -529,7 +532,8 @@ OrderedJson Trainer::checkpoint_meta() const {
        {{"best_nll", finite_or_null(early_.best_nll)},
         {"best_step", early_.best_step},
         {"bad_evals", early_.bad_evals},
-        {"stopped", early_.stopped}}},
+        {"stopped", early_.stopped},
+        {"history", history_json}}},
       {"base_validation", eval_sums_json(base_val_)},
       {"best_validation", eval_sums_json(best_val_)},
       {"train_seconds", train_seconds_},
@@ -546,9 +550,15 @@ void Trainer::check_resumable(const Json& meta) const {
     std::string list;
     for (const auto& d : diff) list += (list.empty() ? "" : "; ") + d;
     BORA_THROW(ConfigError, "cannot resume: the configuration differs from the checkpoint's in run-defining keys (",
-               list, "); only ", "run_dir, resume, checkpoint_*, eval_*, patience, log_every, threads, device, "
-               "micro_batch, replica_check_every, export_adapters, data, tokenizer may change");
+               list, "); only ", "run_dir, resume, checkpoint_*, eval_*, patience, converge_tol, epochs, max_steps, "
+               "log_every, threads, device, micro_batch, replica_check_every, export_adapters, data, tokenizer may change");
   }
+  const int64_t saved_total = meta.value("total_steps", total_steps_);
+  BORA_CHECK(saved_total == total_steps_ || cfg_.lr_schedule == "constant",
+             ConfigError, "cannot resume with another budget (", saved_total, " -> ", total_steps_,
+             " steps): the ", cfg_.lr_schedule, " schedule depends on the total number of steps");
+  BORA_CHECK(total_steps_ >= meta.value("step", int64_t(0)), ConfigError, "cannot resume: the checkpoint is at step ",
+             meta.value("step", int64_t(0)), ", beyond this run's budget of ", total_steps_, " steps");
   BORA_CHECK(meta.at("tasks").get<std::vector<std::string>>() == task_names_, ConfigError,
              "cannot resume: the checkpoint's tasks differ from this run's (the dataset changed?)");
   BORA_CHECK(meta.value("manifest_hash", std::string()) == manifest_hash_,
@@ -621,6 +631,9 @@ void Trainer::resume() {
   early_.best_step = es.at("best_step").get<int64_t>();
   early_.bad_evals = es.at("bad_evals").get<int64_t>();
   early_.stopped = es.at("stopped").get<bool>();
+  early_.history.clear();
+  for (const auto& h : es.value("history", Json::array()))  // absent in checkpoints before convergence reports
+    early_.history.emplace_back(h.at(0).get<int64_t>(), h.at(1).is_null() ? INFINITY : h.at(1).get<double>());
   base_val_ = eval_sums_from_json(m.at("base_validation"));
   best_val_ = eval_sums_from_json(m.at("best_validation"));
   train_seconds_ = m.at("train_seconds").get<double>();
@@ -659,11 +672,18 @@ void Trainer::finish() {
   torch::Tensor d = theta_.defined() ? distance_to_theta(bank_->rows(), theta_).cpu() : torch::Tensor();
   for (size_t i = 0; i < local_.size(); ++i) dist_local.push_back(d.defined() ? d[int64_t(i)].item<double>() : 0.0);
   distances_ = gather_task_values(comm_, local_, dist_local, num_tasks());
+  convergence_ = assess_convergence(early_.history, early_.stopped, cfg_.patience, cfg_.converge_tol);
   write_results();
   if (cfg_.export_adapters) export_adapters();
-  if (comm_.rank() == 0)
+  if (comm_.rank() == 0) {
     BORA_INFO("done: best step ", early_.best_step, ", validation perplexity ", best_val_.macro_ppl(),
               ", test perplexity ", final_test_.macro_ppl(), "; results in ", run_->path("results.md"));
+    if (!convergence_.converged)
+      BORA_WARN("not converged: ", convergence_.reason, ". Its results are those of an unfinished run: raise ",
+                cfg_.max_steps > 0 ? cat("max_steps (now ", cfg_.max_steps, ")") : cat("epochs (now ", cfg_.epochs, ")"),
+                " and run again with resume = auto to continue from the last checkpoint "
+                "(launch/sweep.sh --until_converged does this for a sweep)");
+  }
 }
 
 void Trainer::write_results() {
@@ -690,6 +710,21 @@ void Trainer::write_results() {
                    {"steps", step_},
                    {"best_step", early_.best_step},
                    {"stopped_early", early_.stopped},
+                   {"converged", convergence_.converged},
+                   {"convergence",
+                    {{"reason", convergence_.reason},
+                     {"evaluations", convergence_.evaluations},
+                     {"evaluations_since_best", convergence_.evals_since_best},
+                     {"recent_relative_drop", std::isfinite(convergence_.recent_drop) ? OrderedJson(convergence_.recent_drop)
+                                                                                      : OrderedJson(nullptr)},
+                     {"patience", cfg_.patience},
+                     {"tolerance", cfg_.converge_tol}}},
+                   {"budget",
+                    {{"epochs", cfg_.epochs},
+                     {"max_steps", cfg_.max_steps},
+                     {"total_steps", total_steps_},
+                     {"steps_per_epoch", global_steps_per_epoch()}}},
+                   {"lr_rule", cfg_.lr_per_tau > 0 ? "tau * lr_per_tau" : "constant"},
                    {"train_seconds", train_seconds_},
                    {"train_tokens", train_tokens_},
                    {"tokens_per_s", train_seconds_ > 0 ? double(train_tokens_) / train_seconds_ : 0.0},
@@ -702,6 +737,8 @@ void Trainer::write_results() {
   std::string md = cat("# BoRA results: tau = ", std::isinf(tau) ? "inf" : format_double(tau), ", lr = ",
                        format_double(cfg_.effective_lr()), "\n\n", "Adapter: ", bank_->spec().describe(),
                        ". Best step ", early_.best_step, " of ", step_, ". Perplexities at the best step.\n\n",
+                       convergence_.converged ? "Converged: " : "**Not converged**: ", convergence_.reason,
+                       convergence_.converged ? ".\n\n" : "; these are the figures of an unfinished run.\n\n",
                        "| task | train docs | train tokens | base val ppl | val ppl | test ppl | ‖θ_d − Θ‖ |\n",
                        "|---|---:|---:|---:|---:|---:|---:|\n");
   char buf[512];

@@ -33,6 +33,7 @@
 #include "train/adamw.h"
 #include "train/batch.h"
 #include "checkpoint/checkpoint.h"
+#include "train/convergence.h"
 #include "train/evaluator.h"
 #include "train/run_folder.h"
 #include "train/train_config.h"
@@ -103,6 +104,7 @@ class Trainer {
     int64_t bad_evals = 0;
     bool stopped = false;
     torch::Tensor best_rows, best_theta;  // copies at best_step
+    std::vector<std::pair<int64_t, double>> history;  // (step, macro validation NLL) per evaluation
   };
   EarlyStop& early_stop() { return early_; }
   void set_global_step(int64_t s) { step_ = s; }
@@ -159,6 +161,7 @@ class Trainer {
   EarlyStop early_;
   EvalSummary base_val_, best_val_, final_test_;
   std::vector<double> distances_;  // ||theta_d - Theta|| at the best step, by run task
+  Convergence convergence_;        // assessed when training ends
   std::string last_checkpoint_;    // named in NaN errors
   double train_seconds_ = 0;
   int64_t train_tokens_ = 0;
