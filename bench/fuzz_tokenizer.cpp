@@ -7,7 +7,7 @@
 //   - invalid UTF-8: encode() and pretokenize() throw FormatError naming the offset
 //     that find_invalid_utf8() reports, and the bytes before it are valid;
 //   - valid UTF-8: the pre-tokens tile the input; decode(encode(x)) == x; the ids
-//     equal those of a naive string-based BPE written like the reference's bpe()
+//     equal those of a naive string-based BPE written like OpenAI's encoder.py bpe()
 //     (so the id-pair table, the scan and the heap paths are checked on any input);
 //     a truncated tokenizer also round-trips with ids below its vocabulary size;
 //   - the input read as ids: decode never fails on valid ids, and when the bytes it
@@ -46,7 +46,7 @@ std::string encoder_dir() {
     if (!(cond)) fail(what, input); \
   } while (0)
 
-// The reference's bpe() on strings: merge every occurrence of the lowest-ranked
+// encoder.py's bpe() on strings: merge every occurrence of the lowest-ranked
 // pair, left to right, until no pair has a rank.
 struct NaiveBpe {
   std::map<std::pair<std::string, std::string>, int> rank;

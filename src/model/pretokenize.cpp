@@ -2,12 +2,16 @@
 // validation. Defines bora::pretokenize, bora::find_invalid_utf8 and the
 // allocation-free building block detail::pretoken_end used by Tokenizer::encode_into.
 //
-// The reference splits text with the JavaScript regex
-//   /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu
-// std::regex has no Unicode classes and is slow, so the scanner below implements the
-// same leftmost-alternative-wins semantics by hand; the classes come from
-// unicode_tables.cpp, which is generated from node itself (gen_unicode_tables.js).
-// The alternatives cover every code point, so the pieces always tile the input.
+// GPT-2 splits text with the regex
+//   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+// (tiktoken writes it '(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|
+// \s+(?!\S)|\s, which matches the same pieces: possessive runs lose nothing here, and
+// \s+(?!\S) fails only on one white space character before a non-space, which \s
+// then takes alone, as \s+ would). std::regex has no Unicode classes and is slow, so
+// the scanner below implements the leftmost-alternative-wins semantics by hand; the
+// classes come from unicode_tables.cpp, generated from tiktoken itself
+// (gen_unicode_tables.py). The alternatives cover every code point, so the pieces
+// always tile the input.
 #include <algorithm>
 #include <array>
 #include <cstdint>

@@ -9,19 +9,17 @@
 // BPE works on vocabulary ids, never on strings: each byte starts as the id of its
 // bytes_to_unicode character, and merges are looked up in an open-addressing table
 // keyed by the pair of ids. Each round merges every occurrence of the lowest-ranked
-// adjacent pair, left to right, exactly like the reference's bpe() (and OpenAI's
-// encoder.py); short words use a linear scan, long ones (> kShortWord bytes) a heap
+// adjacent pair, left to right, exactly like OpenAI's encoder.py bpe() and HF
+// tokenizers; short words use a linear scan, long ones (> kShortWord bytes) a heap
 // so that a megabyte of letters without a space costs O(n log n), not O(n^2).
+// Duplicate merges: the last rank wins, as in HF tokenizers.
 //
-// The reference (npm gpt-3-encoder) keys its rank table by the pair stringified as
-// "a,b", so a pair whose parts contain commas can alias another merge's key (e.g.
-// the pair (`",`, `"`) reads the rank of the merge (`"`, `,"`)). This code keeps
-// true BPE (ranks keyed by the id pair, as HF tokenizers and encoder.py do). For the
-// GPT-2/OPT merges this gives the same ids for every text: of the 83 aliased keys,
-// 11 have both halves in the vocabulary, and for none of them can the two halves
-// ever be adjacent during BPE (checked by running BPE on their concatenation; the
-// test encodes those strings against the reference too). Duplicate merges: the last
-// rank wins, as in the reference and in HF.
+// tiktoken, the reference, runs BPE differently: it has no merge list, only each
+// token's bytes and rank; it merges the adjacent pair whose concatenation is the
+// lowest-ranked token, and looks a whole pre-token up as one token first. For GPT-2's
+// ranks (where the rank of a token is the rank of the merge that makes it) both give
+// the same ids: test_tokenizer_reference.py checks every vocabulary token in context,
+// the fortunes of every language and a Unicode sweep against tiktoken.
 #include "model/tokenizer.h"
 
 #include <algorithm>
@@ -461,7 +459,7 @@ struct Tokenizer::Impl {
 
   // The same rounds with a heap of candidate pairs and a linked list of symbols.
   // A round pops every pair of the lowest rank (one bigram: ranks are unique) in
-  // position order and merges those still intact, which is exactly the reference's
+  // position order and merges those still intact, which is exactly encoder.py's
   // left-to-right sweep; pairs made by the round wait for later rounds.
   void bpe_long(std::string_view piece, std::vector<int32_t>* out) const {
     const int n = static_cast<int>(piece.size());

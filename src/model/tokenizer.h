@@ -5,7 +5,8 @@
 // -> ids from the vocabulary. Files: `vocab.json` + `merges.txt` (HF), or HF
 // `tokenizer.json` (model.vocab + model.merges + added_tokens).
 //
-// encode() gives exactly the ids of the reference encoder (npm gpt-3-encoder) for
+// encode() gives exactly the ids of tiktoken's "gpt2" encoding (OpenAI's encoder, the
+// reference; also those of HF tokenizers, which agrees with it everywhere tested) for
 // any valid UTF-8 text, and decode(encode(x)) == x. Special tokens are never
 // produced from text; callers add them (OPT prepends </s>, see bos_id()).
 //
@@ -73,7 +74,7 @@ class Tokenizer {
 
 // The GPT-2 pre-tokenizer alone: splits `text` into the pieces that the regex
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-// matches (JavaScript semantics with the u flag), as views into `text`.
+// matches (with tiktoken's Unicode classes: see unicode_tables.cpp), as views into `text`.
 // Invalid UTF-8 is a FormatError naming the byte offset.
 std::vector<std::string_view> pretokenize(std::string_view text);
 

@@ -1,7 +1,8 @@
 // The multilingual text used to check and benchmark the tokenizer: the documents of
-// the Debian fortunes packages (English, plus ru de cs pl bg es it eo ga and the
-// Chinese files chinese, tang300, song100). Header-only, shared by test_tokenizer
-// and bench_tokenizer.
+// the Debian fortunes packages (English and Portuguese at the top level with the
+// Chinese files chinese, tang300, song100; each language folder that is installed:
+// bg cs de eo es ga it pl ru on Debian 12). Header-only, shared by test_tokenizer,
+// tokenizer_probe (the reference tests) and bench_tokenizer.
 //
 // A fortune file holds documents separated by lines that contain only "%". A
 // document keeps its lines and their newlines exactly (including any "\r"), so odd
@@ -50,19 +51,36 @@ inline bool valid_utf8(const std::string& s) {
   return true;
 }
 
-// The fortune files, relative to kRoot, sorted: regular files only (the symlinks
-// are aliases of other files), without the .dat indexes and .u8 aliases.
+// The entries of a folder, sorted, without "." and "..".
+inline std::vector<std::string> sorted_entries(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") {
+        names.push_back(e->d_name);
+      }
+    }
+    closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The fortune files, relative to kRoot, sorted: those at the top level, then those of
+// every language folder. Regular files only (the symlinks, and folders of symlinks
+// such as cz and sk, are aliases of other files), without the .dat indexes and .u8
+// aliases.
 inline std::vector<std::string> files() {
   std::vector<std::string> out;
-  for (std::string sub : {"", "ru", "de", "cs", "pl", "bg", "es", "it", "eo", "ga"}) {
+  std::vector<std::string> subs = {""};
+  for (const std::string& name : sorted_entries(kRoot)) {
+    struct stat st {};
+    std::string path = std::string(kRoot) + "/" + name;
+    if (lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) subs.push_back(name);
+  }
+  for (const std::string& sub : subs) {
     std::string dir = std::string(kRoot) + (sub.empty() ? "" : "/" + sub);
-    DIR* d = opendir(dir.c_str());
-    if (!d) continue;
-    std::vector<std::string> names;
-    while (dirent* e = readdir(d)) names.push_back(e->d_name);
-    closedir(d);
-    std::sort(names.begin(), names.end());
-    for (const std::string& name : names) {
+    for (const std::string& name : sorted_entries(dir)) {
       struct stat st {};
       std::string path = dir + "/" + name;
       if (name[0] == '.' || lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
