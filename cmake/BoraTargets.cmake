@@ -75,8 +75,9 @@ endfunction()
 #   bora_add_py_test(NAME SCRIPT [ARGS ...] [LABELS ...] [TIMEOUT s])
 # Without the venv it is skipped with a message that says how to get it (exit 77,
 # SKIP_RETURN_CODE); CI configures with BORA_HF_TESTS=ON, which makes a missing
-# venv a configure error instead. The scripts find bora's tools through BORA_BIN
-# and the shared helpers (tests/common/bora_testing.py) through PYTHONPATH.
+# venv a configure error instead. The scripts find bora's tools through BORA_BIN,
+# test-only tools (built into build/tests) through BORA_TEST_BIN, and the shared
+# helpers (tests/common/bora_testing.py) through PYTHONPATH.
 function(bora_add_py_test name script)
   cmake_parse_arguments(A "" "TIMEOUT" "ARGS;LABELS" ${ARGN})
   if(NOT A_TIMEOUT)
@@ -84,5 +85,5 @@ function(bora_add_py_test name script)
   endif()
   add_test(NAME ${name} COMMAND ${CMAKE_SOURCE_DIR}/tests/common/run_py.sh ${script} ${A_ARGS})
   set_tests_properties(${name} PROPERTIES TIMEOUT ${A_TIMEOUT} LABELS "hf;${A_LABELS}" SKIP_RETURN_CODE 77
-    ENVIRONMENT "BORA_PYTHON=${BORA_PYTHON};BORA_BIN=${CMAKE_BINARY_DIR}/bin;BORA_SOURCE_DIR=${CMAKE_SOURCE_DIR};BORA_TEST_TMP=${CMAKE_CURRENT_BINARY_DIR}/${name}.tmp;PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/common;OMP_NUM_THREADS=1;HF_HUB_OFFLINE=1;TRANSFORMERS_OFFLINE=1;HF_HUB_DISABLE_TELEMETRY=1;TIKTOKEN_CACHE_DIR=${CMAKE_SOURCE_DIR}/.deps/gpt2/tiktoken;PYTHONDONTWRITEBYTECODE=1")
+    ENVIRONMENT "BORA_PYTHON=${BORA_PYTHON};BORA_BIN=${CMAKE_BINARY_DIR}/bin;BORA_TEST_BIN=${CMAKE_BINARY_DIR}/tests;BORA_SOURCE_DIR=${CMAKE_SOURCE_DIR};BORA_TEST_TMP=${CMAKE_CURRENT_BINARY_DIR}/${name}.tmp;PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/common;OMP_NUM_THREADS=1;HF_HUB_OFFLINE=1;TRANSFORMERS_OFFLINE=1;HF_HUB_DISABLE_TELEMETRY=1;TIKTOKEN_CACHE_DIR=${CMAKE_SOURCE_DIR}/.deps/gpt2/tiktoken;PYTHONDONTWRITEBYTECODE=1")
 endfunction()

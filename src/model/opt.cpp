@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "model/hf_checkpoint.h"
 #include "model/safetensors.h"
 
@@ -112,6 +113,9 @@ OptForCausalLM::OptForCausalLM(const OptConfig& config, const torch::TensorOptio
     : config_(config) {
   config_.validate("OPT config");
   model = register_module("model", OptModel(config_, options.requires_grad(false)));
+  if (!config_.tie_word_embeddings)
+    untied_lm_head = register_module(
+        "lm_head", Linear(config_.proj_dim(), config_.vocab_size, false, options.requires_grad(false)));
   shape_.model_type = "opt";
   shape_.num_layers = config_.num_hidden_layers;
   shape_.hidden_size = config_.hidden_size;
@@ -163,7 +167,9 @@ torch::Tensor OptForCausalLM::hidden(const torch::Tensor& ids, const torch::Tens
 }
 
 torch::Tensor OptForCausalLM::lm_head(const torch::Tensor& h) {
-  return torch::matmul(h, model->decoder->embed_tokens->weight.t());
+  const torch::Tensor& w =
+      untied_lm_head.is_empty() ? model->decoder->embed_tokens->weight : untied_lm_head->weight;
+  return torch::matmul(h, w.t());
 }
 
 const Linear& OptForCausalLM::site_linear(int layer, Site site) const {
@@ -208,37 +214,53 @@ void OptForCausalLM::init_random(uint64_t seed, double std) {
 void OptForCausalLM::load_weights(const HfCheckpoint& ckpt) {
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
+  const std::string kEmbed = "model.decoder.embed_tokens.weight", kHead = "lm_head.weight";
   // Older checkpoints store "decoder.*" without the "model." prefix.
   auto key_for = [&](const std::string& name) {
-    if (ckpt.contains(name)) return name;
+    if (ckpt.contains(name) || name == kHead) return name;
     std::string bare = name.substr(std::string("model.").size());
-    return ckpt.contains(bare) ? bare : name;
+    if (ckpt.contains(bare)) return bare;
+    // Tied, and only the head is stored: transformers then ties embed_tokens to it.
+    if (name == kEmbed && config_.tie_word_embeddings && ckpt.contains(kHead)) return kHead;
+    return name;
+  };
+  auto load = [&](torch::Tensor& param, const std::string& key) {
+    const StTensorInfo& info = ckpt.info(key);
+    BORA_CHECK(info.shape == param.sizes().vec(), FormatError, ckpt.file_of(key), ": tensor '", key,
+               "' has shape ", c10::IntArrayRef(info.shape), " but config.json implies ", param.sizes());
+    torch::Tensor t = ckpt.tensor(key);
+    if (t.scalar_type() != param.scalar_type() || t.device() != param.device())
+      t = t.to(param.device(), param.scalar_type());
+    param.set_data(t);
+    used.insert(key);
   };
   for (auto& p : named_parameters()) {
     std::string key = key_for(p.key());
     BORA_CHECK(ckpt.contains(key), FormatError, ckpt.dir(), ": missing tensor '", p.key(),
                "' (required by config.json)");
-    const StTensorInfo& info = ckpt.info(key);
-    BORA_CHECK(info.shape == p.value().sizes().vec(), FormatError, ckpt.file_of(key), ": tensor '",
-               key, "' has shape ", c10::IntArrayRef(info.shape), " but config.json implies ",
-               p.value().sizes());
-    torch::Tensor t = ckpt.tensor(key);
-    if (t.scalar_type() != p.value().scalar_type() || t.device() != p.value().device())
-      t = t.to(p.value().device(), p.value().scalar_type());
-    p.value().set_data(t);
-    used.insert(key);
+    load(p.value(), key);
   }
-  for (const auto& name : ckpt.names()) {
-    if (used.count(name)) continue;
-    if (name == "lm_head.weight") {
-      // Tied to embed_tokens (absent in HF's own saves, or an equal copy).
-      BORA_CHECK(ckpt.info(name).shape == model->decoder->embed_tokens->weight.sizes().vec(),
-                 FormatError, ckpt.file_of(name), ": lm_head.weight shape differs from embed_tokens");
-      continue;
+  if (config_.tie_word_embeddings && ckpt.contains(kHead) && !used.count(kHead)) {
+    // A tied model whose file also holds lm_head.weight (torch .bin conversions
+    // store both). transformers' tie_weights ties them only when the values are
+    // equal; different values mean the config is wrong, and HF warns and keeps the
+    // file's head. So does bora: the head becomes a parameter of its own.
+    torch::Tensor& embed = model->decoder->embed_tokens->weight;
+    BORA_CHECK(ckpt.info(kHead).shape == embed.sizes().vec(), FormatError, ckpt.file_of(kHead),
+               ": lm_head.weight shape differs from embed_tokens");
+    if (!torch::equal(ckpt.tensor(kHead).to(embed.device(), embed.scalar_type()), embed)) {
+      BORA_WARN(ckpt.dir(), ": config.json ties lm_head to embed_tokens but the checkpoint holds a different "
+                "lm_head.weight; using it untied, as transformers does (set tie_word_embeddings = false)");
+      config_.tie_word_embeddings = false;
+      untied_lm_head = register_module("lm_head", Linear(config_.proj_dim(), config_.vocab_size, false,
+                                                         embed.options().requires_grad(false)));
+      load(untied_lm_head->weight, kHead);
     }
-    BORA_THROW(FormatError, ckpt.file_of(name), ": unexpected tensor '", name,
-               "' (not part of an OPT model with this config.json)");
+    used.insert(kHead);
   }
+  for (const auto& name : ckpt.names())
+    BORA_CHECK(used.count(name), FormatError, ckpt.file_of(name), ": unexpected tensor '", name,
+               "' (not part of an OPT model with this config.json)");
 }
 
 void OptForCausalLM::save_pretrained(const std::string& dir, torch::ScalarType dtype,

@@ -3,7 +3,8 @@
 // is post-LN, without a final layer norm), project_in/project_out when
 // word_embed_proj_dim != hidden_size, learned positions with an offset of 2 whose
 // ids come from the attention mask (so left padding does not shift them), q_proj
-// output scaled by head_dim^-0.5, lm_head tied to embed_tokens.
+// output scaled by head_dim^-0.5, lm_head tied to embed_tokens (every released
+// OPT) or, with tie_word_embeddings = false, its own "lm_head.weight" [vocab, proj].
 //
 // Module names double as checkpoint keys: named_parameters() gives exactly HF's
 // "model.decoder.layers.{i}.self_attn.q_proj.weight", ...
@@ -82,6 +83,8 @@ class OptForCausalLM : public CausalLM {
   void load_weights(const class HfCheckpoint& ckpt);
 
   OptModel model{nullptr};
+  // Registered as "lm_head" only when tie_word_embeddings is false; null when tied.
+  Linear untied_lm_head{nullptr};
 
  private:
   const Linear& site_linear(int layer, Site site) const;

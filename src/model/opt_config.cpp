@@ -32,8 +32,6 @@ void OptConfig::validate(const std::string& origin) const {
              hidden_size, " is not divisible by num_attention_heads ", num_attention_heads);
   BORA_CHECK(activation_function == "relu" || activation_function == "gelu", ConfigError, origin,
              ": activation_function '", activation_function, "' is not supported (relu, gelu)");
-  BORA_CHECK(tie_word_embeddings, ConfigError, origin,
-             ": tie_word_embeddings = false is not supported (OPT ties lm_head to embed_tokens)");
   for (int64_t id : {pad_token_id, bos_token_id, eos_token_id})
     BORA_CHECK(id >= 0 && id < vocab_size, ConfigError, origin, ": special token id ", id,
                " is outside the vocabulary (", vocab_size, ")");

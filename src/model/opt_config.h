@@ -21,7 +21,7 @@ struct OptConfig {
   bool remove_final_layer_norm = false;  // "_remove_final_layer_norm"
   bool enable_bias = true;
   bool layer_norm_elementwise_affine = true;
-  bool tie_word_embeddings = true;
+  bool tie_word_embeddings = true;  // false: a separate lm_head.weight [vocab, proj]
   std::string activation_function = "relu";
   int64_t pad_token_id = 1;
   int64_t bos_token_id = 2;

@@ -4,6 +4,7 @@ Each script compares bora with a library users actually run (transformers, PEFT,
 tiktoken, tokenizers, h5py) and exits non-zero with a message naming the first
 disagreement. The environment comes from bora_add_py_test (cmake/BoraTargets.cmake):
   BORA_BIN         bora's tools (bora-train, bora-eval, ...)
+  BORA_TEST_BIN    test-only tools (build/tests: opt_logprobs, dataset_dump, ...)
   BORA_SOURCE_DIR  the checkout (for .deps/gpt2 and configs)
   BORA_TEST_TMP    an empty scratch folder for this test, removed when it passes
 """
@@ -14,6 +15,7 @@ import sys
 
 SOURCE = os.environ.get("BORA_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BIN = os.environ.get("BORA_BIN", os.path.join(SOURCE, "build", "bin"))
+TEST_BIN = os.environ.get("BORA_TEST_BIN", os.path.join(os.path.dirname(BIN), "tests"))
 TMP = os.environ.get("BORA_TEST_TMP") or os.path.join("/tmp", f"bora_test_{os.getpid()}")
 GPT2 = os.path.join(SOURCE, ".deps", "gpt2")
 
@@ -39,6 +41,11 @@ def scratch(*parts):
     path = os.path.join(TMP, *parts)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return path
+
+
+def test_tool(name):
+    """The path of a test-only tool (tests/*/CMakeLists.txt builds them into BORA_TEST_BIN)."""
+    return os.path.join(TEST_BIN, name)
 
 
 def run(tool, *args, expect=0, env=None):

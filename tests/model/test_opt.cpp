@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -206,6 +207,63 @@ TEST(Opt, ShardedCheckpointEqualsSingleFile) {
   auto loaded = load_causal_lm(dir);
   for (const auto& p : m->named_parameters())
     EXPECT_TRUE(torch::equal(p.value(), loaded->named_parameters()[p.key()])) << p.key();
+}
+
+TEST(Opt, UntiedLmHeadIsItsOwnParameter) {
+  OptConfig c = tiny_opt_config(true);
+  c.tie_word_embeddings = false;
+  auto m = std::make_shared<OptForCausalLM>(c, torch::kFloat32);
+  m->init_random(4, 0.2);
+  auto P = m->named_parameters();
+  ASSERT_TRUE(P.contains("lm_head.weight"));
+  EXPECT_EQ(P["lm_head.weight"].sizes(), P["model.decoder.embed_tokens.weight"].sizes());
+  auto ids = torch::randint(3, 97, {2, 7}, torch::kLong);
+  auto mask = torch::ones_like(ids);
+  auto h = m->hidden(ids, mask);
+  EXPECT_TRUE(torch::allclose(m->logits(ids, mask), torch::matmul(h, P["lm_head.weight"].t())));
+  std::string dir = tmpdir("untied");
+  m->save_pretrained(dir, torch::kFloat32);
+  EXPECT_EQ(read_json_file(dir + "/config.json")["tie_word_embeddings"], false);
+  auto loaded = load_causal_lm(dir);
+  EXPECT_TRUE(torch::equal(loaded->named_parameters()["lm_head.weight"], P["lm_head.weight"]));
+  EXPECT_TRUE(torch::equal(loaded->logits(ids, mask), m->logits(ids, mask)));
+}
+
+// transformers' tie_weights at load, for tie_word_embeddings = true: a stored
+// lm_head.weight equal to embed_tokens is tied, a different one is kept untied
+// (HF warns), and a file with only lm_head.weight gives embed_tokens that tensor.
+TEST(Opt, TiedConfigLoadsLikeTransformers) {
+  auto m = tiny_opt(false);
+  auto ids = torch::randint(3, 97, {2, 7}, torch::kLong);
+  auto mask = torch::ones_like(ids);
+  const std::string embed = "model.decoder.embed_tokens.weight";
+  auto write = [&](const std::string& name, const std::function<void(NamedTensors*)>& edit) {
+    std::string dir = tmpdir(name);
+    m->save_pretrained(dir, torch::kFloat32);
+    NamedTensors t;
+    for (const auto& p : m->named_parameters()) t.emplace_back(p.key(), p.value());
+    edit(&t);
+    save_safetensors(dir + "/model.safetensors", t);
+    return load_causal_lm(dir);
+  };
+  auto copy = write("tie_copy", [&](NamedTensors* t) {
+    t->emplace_back("lm_head.weight", m->named_parameters()[embed].clone());
+  });
+  EXPECT_FALSE(copy->named_parameters().contains("lm_head.weight"));
+  EXPECT_TRUE(torch::equal(copy->logits(ids, mask), m->logits(ids, mask)));
+
+  torch::Tensor head = torch::randn_like(m->named_parameters()[embed]);
+  auto differ = write("tie_differ", [&](NamedTensors* t) { t->emplace_back("lm_head.weight", head); });
+  ASSERT_TRUE(differ->named_parameters().contains("lm_head.weight"));
+  EXPECT_TRUE(torch::equal(differ->named_parameters()["lm_head.weight"], head));
+  EXPECT_TRUE(torch::allclose(differ->logits(ids, mask), torch::matmul(m->hidden(ids, mask), head.t())));
+
+  auto only_head = write("tie_head_only", [&](NamedTensors* t) {
+    for (auto& [k, v] : *t)
+      if (k == embed) k = "lm_head.weight";
+  });
+  EXPECT_TRUE(torch::equal(only_head->named_parameters()[embed], m->named_parameters()[embed]));
+  EXPECT_TRUE(torch::equal(only_head->logits(ids, mask), m->logits(ids, mask)));
 }
 
 TEST(Opt, TargetNllEqualsFullLogSoftmax) {
