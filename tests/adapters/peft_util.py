@@ -11,6 +11,7 @@ more exact than bora's float32 (the tests compare to 1e-5 relative).
 import json
 import os
 import shutil
+import warnings
 
 import h5py
 import numpy as np
@@ -25,6 +26,7 @@ import transformers  # noqa: E402  (after the variable above)
 
 transformers.utils.logging.disable_progress_bar()
 transformers.utils.logging.set_verbosity_error()
+warnings.filterwarnings("ignore", module="peft")  # PEFT's advice on saving (lora_bias, ...) is noise here
 
 FORTUNES = "/usr/share/games/fortunes"
 
