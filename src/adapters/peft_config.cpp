@@ -90,6 +90,128 @@ const std::map<std::string, std::string> kRefused = {
     {"monteclora_config", "MonteCLoRA samples the adapter stochastically"},
 };
 
+
+// Refuses, naming it, every field that changes the function in a way bora cannot
+// compute, and every unknown field that is set.
+void check_options(const Json& j, const std::string& path) {
+  const std::string peft_type = j.value("peft_type", std::string());
+  BORA_CHECK(peft_type == "LORA", ConfigError, path, ": peft_type ", peft_type.empty() ? "(missing)" : peft_type,
+             ": bora imports LORA adapters only");
+  if (j.contains("task_type") && !j["task_type"].is_null()) {
+    const std::string task = j["task_type"].is_string() ? j["task_type"].get<std::string>() : j["task_type"].dump();
+    BORA_CHECK(task == "CAUSAL_LM", ConfigError, path, ": task_type = ", task,
+               ": the adapter is for another model head than a causal LM");
+  }
+  static const std::set<std::string> honoured = {"r", "lora_alpha", "use_rslora", "target_modules",
+                                                 "exclude_modules", "layers_to_transform", "layers_pattern",
+                                                 "rank_pattern", "alpha_pattern", "bias"};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    if (honoured.count(key) || kNoEffect.count(key)) continue;
+    auto refused = kRefused.find(key);
+    if (refused != kRefused.end())
+      BORA_CHECK(unset(it.value()), ConfigError, path, ": ", key, " = ", it.value().dump(), " is not supported: ",
+                 refused->second);
+    else
+      BORA_CHECK(unset(it.value()), ConfigError, path, ": unknown option ", key, " = ", it.value().dump(),
+                 " (bora knows PEFT 0.21.2's LoraConfig) may change what the adapter computes");
+  }
+  const std::string bias = j.value("bias", std::string("none"));
+  BORA_CHECK(bias == "none", ConfigError, path, ": bias = ", bias,
+             " is not supported: the adapter carries trained biases of the base model, and bora's base is frozen");
+  if (j.contains("init_lora_weights") && j["init_lora_weights"].is_string()) {
+    const std::string init = j["init_lora_weights"].get<std::string>();
+    for (const char* rewrites : {"pissa", "olora", "corda", "loftq", "lora_ga"})
+      BORA_CHECK(init.rfind(rewrites, 0) != 0, ConfigError, path, ": init_lora_weights = ", init,
+                 " is not supported: PEFT rewrites the base weights when it loads such an adapter (convert it to "
+                 "plain LoRA with save_pretrained(..., path_initial_model_for_weight_conversion=...))");
+  }
+}
+
+// PEFT's check_target_module_exists: target_modules, exclude_modules,
+// layers_to_transform and layers_pattern decide whether a module is adapted.
+class TargetRule {
+ public:
+  TargetRule(const Json& j, const std::string& path) {
+    BORA_CHECK(j.contains("target_modules") && !j["target_modules"].is_null(), ConfigError, path,
+               ": target_modules is not set (PEFT would pick its default for the model; name the modules)");
+    bool target_regex = false, exclude_regex = false;
+    targets_ = names_or_regex(j["target_modules"], "target_modules", path, &target_regex);
+    if (j.contains("exclude_modules") && !unset(j["exclude_modules"]))
+      excludes_ = names_or_regex(j["exclude_modules"], "exclude_modules", path, &exclude_regex);
+    std::string lowered = targets_.empty() ? "" : targets_[0];
+    std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return std::tolower(c); });
+    all_linear_ = target_regex && lowered == "all-linear";  // PEFT compares it lower-cased
+    if (target_regex && !all_linear_) target_re_ = compile(targets_[0], "target_modules", path);
+    if (exclude_regex) exclude_re_ = compile(excludes_[0], "exclude_modules", path);
+
+    if (j.contains("layers_to_transform") && !j["layers_to_transform"].is_null()) {
+      const Json& v = j["layers_to_transform"];
+      BORA_CHECK(!target_regex, ConfigError, path, ": layers_to_transform cannot be used when target_modules is a "
+                 "string (PEFT refuses it too)");
+      layers_ = v.is_number_integer() ? std::vector<int64_t>{v.get<int64_t>()}
+                                      : json_get<std::vector<int64_t>>(j, "layers_to_transform", path);
+      use_layers_ = !(v.is_array() && v.empty());
+    }
+    if (!use_layers_) return;
+    // How PEFT finds a module's layer index: the first "<name>.<digits>." (or
+    // "<layers_pattern>.<digits>.") in its name.
+    std::vector<std::string> patterns;
+    if (j.contains("layers_pattern") && !unset(j["layers_pattern"])) {
+      bool unused = false;
+      patterns = names_or_regex(j["layers_pattern"], "layers_pattern", path, &unused);
+    }
+    if (patterns.empty()) layer_res_.push_back(compile(R"(.*?\.[^.]*\.(\d+)\..*)", "layers_pattern", path));
+    for (const auto& p : patterns)
+      layer_res_.push_back(compile("(?:^|.*?\\.)" + p + "\\.(\\d+)\\..*", "layers_pattern", path));
+  }
+
+  // `linear`: the module is an nn.Linear other than the output layer.
+  bool adapts(const std::string& name, bool linear) const {
+    if (exclude_re_ ? std::regex_match(name, *exclude_re_) : matches_list(name, excludes_)) return false;
+    if (all_linear_) return linear;
+    if (target_re_) return std::regex_match(name, *target_re_);
+    if (!matches_list(name, targets_)) return false;
+    if (!use_layers_) return true;
+    for (const auto& re : layer_res_) {
+      std::smatch m;
+      if (std::regex_match(name, m, re))
+        return std::find(layers_.begin(), layers_.end(), std::stoll(m[1].str())) != layers_.end();
+    }
+    return false;
+  }
+
+ private:
+  std::vector<std::string> targets_, excludes_;
+  std::optional<std::regex> target_re_, exclude_re_;
+  bool all_linear_ = false, use_layers_ = false;
+  std::vector<int64_t> layers_;
+  std::vector<std::regex> layer_res_;
+};
+
+// rank_pattern or alpha_pattern: the first key in FILE order (PEFT iterates the
+// dict) with re.match("(.*\.)?(key)$", name) gives the value; hence an
+// order-preserving parse.
+class PatternMap {
+ public:
+  PatternMap(const OrderedJson& j, const char* option, const std::string& path) {
+    if (!j.contains(option) || j[option].is_null()) return;
+    BORA_CHECK(j[option].is_object(), FormatError, path, ": ", option, " is not an object");
+    for (auto it = j[option].begin(); it != j[option].end(); ++it) {
+      BORA_CHECK(it.value().is_number() && it.value().get<double>() > 0, FormatError, path, ": ", option, " '",
+                 it.key(), "' is not a positive number");
+      entries_.emplace_back(compile("(.*\\.)?(" + it.key() + ")", option, path), it.value().get<double>());
+    }
+  }
+  double lookup(const std::string& name, double fallback) const {
+    for (const auto& [re, value] : entries_)
+      if (std::regex_match(name, re)) return value;
+    return fallback;
+  }
+
+ private:
+  std::vector<std::pair<std::regex, double>> entries_;
+};
 }  // namespace
 
 std::string peft_module_name(const CausalLM& model, int layer, Site site) {
@@ -132,48 +254,16 @@ PeftLoraConfig read_peft_lora_config(const std::string& dir, const CausalLM& mod
   const std::string text = read_file(path);
   const Json j = parse_json(text, path);
   BORA_CHECK(j.is_object(), FormatError, path, ": not a JSON object");
-  const std::string peft_type = j.value("peft_type", std::string());
-  BORA_CHECK(peft_type == "LORA", ConfigError, path, ": peft_type ", peft_type.empty() ? "(missing)" : peft_type,
-             ": bora imports LORA adapters only");
-  if (j.contains("task_type") && !j["task_type"].is_null()) {
-    const std::string task = j["task_type"].is_string() ? j["task_type"].get<std::string>() : j["task_type"].dump();
-    BORA_CHECK(task == "CAUSAL_LM", ConfigError, path, ": task_type = ", task,
-               ": the adapter is for another model head than a causal LM");
-  }
-
-  // Every field: honoured, without effect, refused, or unknown.
-  const std::set<std::string> honoured = {"r", "lora_alpha", "use_rslora", "target_modules", "exclude_modules",
-                                          "layers_to_transform", "layers_pattern", "rank_pattern",
-                                          "alpha_pattern", "bias"};
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& key = it.key();
-    if (honoured.count(key) || kNoEffect.count(key)) continue;
-    auto refused = kRefused.find(key);
-    if (refused != kRefused.end()) {
-      BORA_CHECK(unset(it.value()), ConfigError, path, ": ", key, " = ", it.value().dump(), " is not supported: ",
-                 refused->second);
-      continue;
-    }
-    BORA_CHECK(unset(it.value()), ConfigError, path, ": unknown option ", key, " = ", it.value().dump(),
-               " (bora knows PEFT 0.21.2's LoraConfig) may change what the adapter computes");
-  }
-  const std::string bias = j.value("bias", std::string("none"));
-  BORA_CHECK(bias == "none", ConfigError, path, ": bias = ", bias,
-             " is not supported: the adapter carries trained biases of the base model, and bora's base is frozen");
-  if (j.contains("init_lora_weights") && j["init_lora_weights"].is_string()) {
-    const std::string init = j["init_lora_weights"].get<std::string>();
-    for (const char* rewrites : {"pissa", "olora", "corda", "loftq", "lora_ga"})
-      BORA_CHECK(init.rfind(rewrites, 0) != 0, ConfigError, path, ": init_lora_weights = ", init,
-                 " is not supported: PEFT rewrites the base weights when it loads such an adapter (convert it to "
-                 "plain LoRA with save_pretrained(..., path_initial_model_for_weight_conversion=...))");
-  }
-
+  check_options(j, path);
   out.r = json_get<int64_t>(j, "r", path);
   out.lora_alpha = json_get<double>(j, "lora_alpha", path);
   out.rslora = j.value("use_rslora", false);
   out.dropout = j.contains("lora_dropout") && j["lora_dropout"].is_number() ? j["lora_dropout"].get<double>() : 0.0;
   BORA_CHECK(out.r > 0 && out.lora_alpha > 0, ConfigError, path, ": r = ", out.r, " and lora_alpha = ",
              out.lora_alpha, " must be > 0");
+  const TargetRule rule(j, path);
+  const OrderedJson ordered = OrderedJson::parse(text);
+  const PatternMap rank_pattern(ordered, "rank_pattern", path), alpha_pattern(ordered, "alpha_pattern", path);
 
   // The modules PEFT could target in this model: every module that owns a parameter
   // (HF names; bora's parameters carry them), plus lm_head (tied to the embeddings).
@@ -188,91 +278,22 @@ PeftLoraConfig read_peft_lora_config(const std::string& dir, const CausalLM& mod
   for (int l = 0; l < L; ++l)
     for (int i = 0; i < kNumSites; ++i) sites[peft_module_name(model, l, Site(i))] = {l, Site(i)};
 
-  // target_modules / exclude_modules / layers_to_transform / layers_pattern.
-  BORA_CHECK(j.contains("target_modules") && !j["target_modules"].is_null(), ConfigError, path,
-             ": target_modules is not set (PEFT would pick its default for the model; name the modules)");
-  bool target_regex = false, exclude_regex = false;
-  const auto targets = names_or_regex(j["target_modules"], "target_modules", path, &target_regex);
-  std::vector<std::string> excludes;
-  if (j.contains("exclude_modules") && !unset(j["exclude_modules"]))
-    excludes = names_or_regex(j["exclude_modules"], "exclude_modules", path, &exclude_regex);
-  std::optional<std::regex> target_re, exclude_re;
-  std::string lowered = targets.empty() ? "" : targets[0];
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char ch) { return std::tolower(ch); });
-  const bool all_linear = target_regex && lowered == "all-linear";  // PEFT compares it lower-cased
-  if (target_regex && !all_linear) target_re = compile(targets[0], "target_modules", path);
-  if (exclude_regex) exclude_re = compile(excludes[0], "exclude_modules", path);
-
-  std::vector<int64_t> layers;  // layers_to_transform; empty = all
-  bool use_layers = false;
-  if (j.contains("layers_to_transform") && !j["layers_to_transform"].is_null()) {
-    const Json& v = j["layers_to_transform"];
-    BORA_CHECK(!target_regex, ConfigError, path, ": layers_to_transform cannot be used when target_modules is a "
-               "string (PEFT refuses it too)");
-    if (v.is_number_integer()) layers = {v.get<int64_t>()};
-    else layers = json_get<std::vector<int64_t>>(j, "layers_to_transform", path);
-    use_layers = !(v.is_array() && v.empty());
-  }
-  std::vector<std::regex> layer_res;  // how PEFT finds a module's layer index
-  if (use_layers) {
-    std::vector<std::string> patterns;
-    if (j.contains("layers_pattern") && !unset(j["layers_pattern"])) {
-      bool unused = false;
-      patterns = names_or_regex(j["layers_pattern"], "layers_pattern", path, &unused);
-    }
-    if (patterns.empty()) layer_res.push_back(compile(R"(.*?\.[^.]*\.(\d+)\..*)", "layers_pattern", path));
-    for (const auto& p : patterns) layer_res.push_back(compile("(?:^|.*?\\.)" + p + "\\.(\\d+)\\..*", "layers_pattern", path));
-  }
-  auto targeted = [&](const std::string& name) {
-    if (exclude_re ? std::regex_match(name, *exclude_re) : matches_list(name, excludes)) return false;
-    if (all_linear) return sites.count(name) > 0 || name.find("project_") != std::string::npos;
-    if (target_re) return std::regex_match(name, *target_re);
-    if (!matches_list(name, targets)) return false;
-    if (!use_layers) return true;
-    for (const auto& re : layer_res) {
-      std::smatch m;
-      if (std::regex_match(name, m, re))
-        return std::find(layers.begin(), layers.end(), std::stoll(m[1].str())) != layers.end();
-    }
-    return false;
-  };
-
-  // rank_pattern / alpha_pattern: the first matching key in FILE order (PEFT
-  // iterates the dict), so these two are read from an order-preserving parse.
-  const OrderedJson ordered = OrderedJson::parse(text);
-  auto pattern = [&](const char* option) {
-    std::vector<std::pair<std::regex, double>> out;
-    if (!ordered.contains(option) || ordered[option].is_null()) return out;
-    BORA_CHECK(ordered[option].is_object(), FormatError, path, ": ", option, " is not an object");
-    for (auto it = ordered[option].begin(); it != ordered[option].end(); ++it) {
-      BORA_CHECK(it.value().is_number() && it.value().get<double>() > 0, FormatError, path, ": ", option, " '",
-                 it.key(), "' is not a positive number");
-      out.emplace_back(compile("(.*\\.)?(" + it.key() + ")", option, path), it.value().get<double>());
-    }
-    return out;
-  };
-  const auto rank_pattern = pattern("rank_pattern"), alpha_pattern = pattern("alpha_pattern");
-  auto lookup = [](const std::vector<std::pair<std::regex, double>>& p, const std::string& name, double fallback) {
-    for (const auto& [re, value] : p)
-      if (std::regex_match(name, re)) return value;
-    return fallback;
-  };
-
   out.modules.assign(static_cast<size_t>(L), {});
-  std::vector<std::string> others;
+  std::vector<std::string> others;  // adapted modules that are not sites
   for (const auto& name : all_modules) {
-    if (!targeted(name)) continue;
     auto s = sites.find(name);
+    // OPT's nn.Linear layers besides the sites: project_in/out (opt-350m); lm_head is the output layer.
+    const bool linear = s != sites.end() || name.find("project_") != std::string::npos;
+    if (!rule.adapts(name, linear)) continue;
     if (s == sites.end()) {
       others.push_back(name);
       continue;
     }
-    const double r_value = lookup(rank_pattern, name, double(out.r));
+    const double r_value = rank_pattern.lookup(name, double(out.r));
     BORA_CHECK(r_value == std::floor(r_value), FormatError, path, ": rank_pattern gives ", name, " r = ", r_value);
     PeftLoraModule& m = out.modules[static_cast<size_t>(s->second.first)][static_cast<int>(s->second.second)];
     m.r = static_cast<int64_t>(r_value);
-    const double alpha = lookup(alpha_pattern, name, out.lora_alpha);
-    m.scale = alpha / (out.rslora ? std::sqrt(double(m.r)) : double(m.r));
+    m.scale = alpha_pattern.lookup(name, out.lora_alpha) / (out.rslora ? std::sqrt(double(m.r)) : double(m.r));
   }
   BORA_CHECK(others.empty(), ConfigError, path, ": target_modules adapts ", others.front(),
              others.size() > 1 ? cat(" (and ", others.size() - 1, " more)") : std::string(),
