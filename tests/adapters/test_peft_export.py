@@ -8,7 +8,7 @@ steps (so that B != 0), then for every task:
     directory (base_model_name_or_path must not be the relative --model);
   - bora-export --merged: a plain OPTForCausalLM, and bora-eval of it alone;
   - bora-export --peft: the same adapter again;
-  - a vera run with one target module, exported as PEFT VeRA.
+  - a vera run with one target module (and s = 2), exported as PEFT VeRA.
 Tolerance 1e-5 relative on the mean NLL: bora runs in float32 (per-token
 differences ~1e-7), the reference in float64 log-softmax.
 """
@@ -31,7 +31,9 @@ def setup():
               "--eval_base", "false", "--threads", 1, "--checkpoint_every", 0, "--adapter_r", 4]
     run("bora-train", *common, "--run_dir", "run", "--lr", 3e-2, "--adapter_alpha", 8,
         "--adapter_targets", "q_proj,v_proj")
-    run("bora-train", *common, "--run_dir", "vera", "--lr", 1e-1, "--adapter", "vera", "--adapter_targets", "fc1")
+    # adapter_scale 2 (the tied family's s is 1 by default): the export must fold s into lambda_b.
+    run("bora-train", *common, "--run_dir", "vera", "--lr", 1e-1, "--adapter", "vera", "--adapter_targets", "fc1",
+        "--adapter_scale", 2)
     global TASKS, BASE_NLL
     TASKS = U.task_names("data")
     BASE_NLL = U.reference_nll(U.load_base("base"), "data", SPLIT)
