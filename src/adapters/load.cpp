@@ -1,8 +1,11 @@
 #include "adapters/load.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "adapters/export.h"
+#include "adapters/peft_config.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/options.h"
@@ -12,20 +15,9 @@ namespace {
 bool is_peft(const std::string& dir) { return std::filesystem::exists(dir + "/adapter_config.json"); }
 }  // namespace
 
-AdapterConfig adapter_config_of(const std::string& dir) {
+AdapterConfig adapter_config_of(const std::string& dir, const CausalLM& model) {
   AdapterConfig c;
-  if (is_peft(dir)) {
-    const std::string path = dir + "/adapter_config.json";
-    Json j = read_json_file(path);
-    BORA_CHECK(j.value("peft_type", "") == "LORA", ConfigError, path, ": only LORA adapters are supported");
-    c.preset = "lora";
-    c.r = json_get<int64_t>(j, "r", path);
-    c.alpha = json_get<double>(j, "lora_alpha", path);
-    c.rslora = j.value("use_rslora", false);
-    c.dropout = j.value("lora_dropout", 0.0);
-    c.targets = json_get<std::vector<std::string>>(j, "target_modules", path);
-    return c;
-  }
+  if (is_peft(dir)) return read_peft_lora_config(dir, model).bank_config();
   const std::string path = dir + "/bora_adapter.json";
   BORA_CHECK(std::filesystem::exists(path), ConfigError, "'", dir,
              "' holds no adapter (neither adapter_config.json nor bora_adapter.json)");
@@ -48,7 +40,22 @@ AdapterConfig adapter_config_of(const std::string& dir) {
 
 std::unique_ptr<AdapterBank> load_adapters(const std::vector<std::string>& folders, const CausalLM& model) {
   BORA_CHECK(!folders.empty(), ConfigError, "no adapter folders given");
-  const AdapterConfig first = adapter_config_of(folders[0]);
+  AdapterConfig first = adapter_config_of(folders[0], model);
+  if (is_peft(folders[0])) {
+    // PEFT adapters of one run may differ in rank and adapted layers (rank_pattern,
+    // layers_to_transform): the bank takes the largest rank and every target, keeps
+    // the first adapter's scale, and import_peft pads and folds the others into it.
+    const double scale = AdapterSpec::resolve(first, model.shape()).scale;
+    const int64_t r0 = first.r;
+    for (size_t i = 1; i < folders.size(); ++i) {
+      if (!is_peft(folders[i])) continue;  // import_adapter names the mismatch
+      const AdapterConfig other = adapter_config_of(folders[i], model);
+      first.r = std::max(first.r, other.r);
+      for (const auto& t : other.targets)
+        if (std::find(first.targets.begin(), first.targets.end(), t) == first.targets.end()) first.targets.push_back(t);
+    }
+    if (first.r != r0) first.alpha = scale * (first.rslora ? std::sqrt(double(first.r)) : double(first.r));
+  }
   auto bank = std::make_unique<AdapterBank>(AdapterSpec::resolve(first, model.shape()), model.shape(),
                                             static_cast<int64_t>(folders.size()), model.device());
   for (size_t i = 0; i < folders.size(); ++i) {
@@ -56,6 +63,13 @@ std::unique_ptr<AdapterBank> load_adapters(const std::vector<std::string>& folde
     else import_adapter(*bank, static_cast<int64_t>(i), folders[i]);
   }
   return bank;
+}
+
+torch::Tensor import_row(const AdapterSpec& spec, const CausalLM& model, const std::string& dir) {
+  AdapterBank bank(spec, model.shape(), 1, torch::kCPU);
+  if (is_peft(dir)) import_peft(bank, model, 0, dir);
+  else import_adapter(bank, 0, dir);
+  return bank.rows()[0].clone();
 }
 
 }  // namespace bora

@@ -30,6 +30,7 @@ HfCheckpoint HfCheckpoint::open(const std::string& dir) {
       if (std::find(paths.begin(), paths.end(), file) == paths.end()) paths.push_back(file);
     }
   } else {
+    if (!fs::exists(single)) refuse_pickle_only(dir, "model.safetensors");
     BORA_CHECK(fs::exists(single), IoError, "model folder '", dir,
                "' has neither model.safetensors nor model.safetensors.index.json");
     paths.push_back("model.safetensors");
@@ -52,6 +53,13 @@ HfCheckpoint HfCheckpoint::open(const std::string& dir) {
     BORA_CHECK(c.where_.count(name), FormatError, dir + "/" + file, ": tensor '", name,
                "' listed in the index is missing");
   return c;
+}
+
+void refuse_pickle_only(const std::string& dir, const std::string& wanted) {
+  for (const char* bin : {"pytorch_model.bin", "pytorch_model.bin.index.json", "adapter_model.bin"})
+    BORA_CHECK(!std::filesystem::exists(dir + "/" + bin), IoError, "'", dir, "' has no ", wanted, " but ", bin,
+               " (a PyTorch pickle, which bora does not read): convert it with `python3 launch/bin_to_safetensors.py ",
+               dir, "` (in bora's checkout; needs torch and safetensors)");
 }
 
 std::vector<std::string> HfCheckpoint::names() const {

@@ -38,4 +38,10 @@ class HfCheckpoint {
   std::map<std::string, std::pair<size_t, const StTensorInfo*>> where_;
 };
 
+// Called when `dir` lacks `wanted` (model.safetensors, adapter_model.safetensors):
+// if it holds PyTorch's pickled form instead (pytorch_model.bin, its sharded index,
+// adapter_model.bin), an IoError naming the command that converts it
+// (launch/bin_to_safetensors.py); bora never unpickles. Otherwise returns.
+void refuse_pickle_only(const std::string& dir, const std::string& wanted);
+
 }  // namespace bora

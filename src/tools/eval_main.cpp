@@ -2,6 +2,7 @@
 // run, on a split of a dataset; prints a Markdown table.
 //   bora-eval --model base --data data/tasks                       (the base alone)
 //   bora-eval --model base --data data/tasks --run runs/tau10      (with its adapters)
+//   bora-eval --model base --data data/tasks --adapter peft_dir    (one adapter for every task)
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -18,10 +19,11 @@
 #include "dist/world.h"
 #include "model/tokenizer.h"
 #include "train/evaluator.h"
+#include "train/run_folder.h"
 
 int main(int argc, char** argv) {
   return bora::guarded_main("bora-eval", [&] {
-    std::string model_dir, data, run, split = "validation";
+    std::string model_dir, data, run, adapter, json_out, split = "validation";
     std::vector<std::string> tasks;
     int64_t batch = 32;
     int threads = 0;
@@ -29,6 +31,8 @@ int main(int argc, char** argv) {
     t.add("model", &model_dir, "HF base model folder");
     t.add("data", &data, "dataset folder made by data_prep");
     t.add("run", &run, "a bora-train run folder whose adapters/<task> to use (empty = the base alone)");
+    t.add("adapter", &adapter, "one adapter folder (PEFT or bora format) for every task, instead of --run");
+    t.add("json", &json_out, "also write the per-task NLL sums, token counts and perplexities to this JSON file");
     t.add("tasks", &tasks, "tasks to evaluate (default: all)");
     t.add_choice("split", &split, {"train", "validation", "test"}, "which split");
     t.add("eval_batch", &batch, "sequences per forward");
@@ -36,6 +40,7 @@ int main(int argc, char** argv) {
     t.set_version(bora::build_info);
     if (!t.parse(argc, argv)) return 0;
     BORA_CHECK(!model_dir.empty() && !data.empty(), ConfigError, "model and data must be set");
+    BORA_CHECK(run.empty() || adapter.empty(), ConfigError, "give --run or --adapter, not both");
     torch::set_num_threads(bora::threads_per_rank(threads, 1));
     auto model = bora::load_causal_lm(model_dir);
     bora::DatasetReader reader(data, tasks);
@@ -48,12 +53,13 @@ int main(int argc, char** argv) {
     for (int64_t task : open) names.push_back(reader.manifest().tasks[size_t(task)].name);
     std::unique_ptr<bora::AdapterBank> bank;
     if (!run.empty()) {
-      const bool shared = std::filesystem::exists(run + "/adapters/shared");
-      for (const auto& n : names) folders.push_back(run + "/adapters/" + (shared ? "shared" : n));
+      for (const auto& n : names) folders.push_back(bora::run_adapter_dir(run, n));
+      const bool shared = std::filesystem::exists(run + "/adapters/shared");  // a tau = inf run: one adapter
       if (shared) folders.resize(1);
       bank = bora::load_adapters(folders, *model);
       for (size_t i = 0; i < names.size(); ++i) rows.push_back(shared ? 0 : int64_t(i));
     } else {
+      if (!adapter.empty()) bank = bora::load_adapters({adapter}, *model);
       rows.assign(names.size(), 0);
     }
     bora::Evaluator eval(*model, reader, open, rows, batch, pad);
@@ -61,6 +67,14 @@ int main(int argc, char** argv) {
     std::printf("| task | %s tokens | perplexity |\n|---|---:|---:|\n", split.c_str());
     for (size_t i = 0; i < names.size(); ++i)
       std::printf("| %s | %lld | %.3f |\n", names[i].c_str(), static_cast<long long>(s.tasks[i].tokens), s.tasks[i].ppl());
+    if (!json_out.empty()) {
+      bora::OrderedJson j = {{"split", split}, {"macro_nll", s.macro_nll}, {"micro_nll", s.micro_nll},
+                             {"tasks", bora::OrderedJson::object()}};
+      for (size_t i = 0; i < names.size(); ++i)
+        j["tasks"][names[i]] = {{"nll_sum", s.tasks[i].nll_sum}, {"tokens", s.tasks[i].tokens},
+                                {"nll", s.tasks[i].nll()}, {"ppl", s.tasks[i].ppl()}};
+      bora::write_json_file_atomic(json_out, j);
+    }
     std::printf("| **overall (macro)** | | %.3f |\n| overall (micro) | | %.3f |\n", s.macro_ppl(), s.micro_ppl());
     return 0;
   });

@@ -4,9 +4,7 @@
 //   bora-generate --model base --adapter runs/tau10/adapters/art --greedy true
 #include <torch/torch.h>
 
-#include <filesystem>
 #include <iostream>
-#include <sstream>
 
 #include "adapters/load.h"
 #include "core/error.h"
@@ -17,6 +15,7 @@
 #include "dist/world.h"
 #include "model/generate.h"
 #include "model/tokenizer.h"
+#include "train/run_folder.h"
 
 namespace {
 
@@ -72,19 +71,10 @@ int main(int argc, char** argv) {
     std::string adapter = c.adapter, text = c.prompt;
     if (!c.run.empty()) {
       BORA_CHECK(!c.task.empty(), ConfigError, "--run needs --task");
-      std::string dir = c.run + "/adapters/" + c.task;
-      if (!std::filesystem::exists(dir)) dir = c.run + "/adapters/shared";  // a tau = inf run
-      BORA_CHECK(std::filesystem::exists(dir), ConfigError, "run '", c.run, "' has no adapter for task '", c.task, "'");
-      adapter = dir;
+      adapter = bora::run_adapter_dir(c.run, c.task);
       if (!c.raw) {
         // The training sequences' layout: prompt_template then text_template.
-        bora::OptionTable run_table("run", "");
-        std::string data;
-        run_table.add("data", &data, "");
-        std::string ini = bora::read_file(c.run + "/config.ini"), line, kept;
-        for (std::istringstream in(ini); std::getline(in, line);)
-          if (line.rfind("data =", 0) == 0) kept += line + "\n";
-        run_table.parse_ini(kept, c.run + "/config.ini");
+        const std::string data = bora::run_option(c.run, "data");
         bora::Manifest m = bora::Manifest::read(data);
         const std::string p = m.options.value("prompt_template", std::string("\" [task] {task}\""));
         const std::string t = m.options.value("text_template", std::string("\" [text] {text}\""));

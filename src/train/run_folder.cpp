@@ -1,10 +1,15 @@
 #include "train/run_folder.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <sstream>
+#include <vector>
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/options.h"
 
 namespace bora {
 
@@ -33,6 +38,39 @@ void RunFolder::append_metrics(const OrderedJson& record) {
   std::string line = record.dump() + "\n";
   BORA_CHECK(std::fwrite(line.data(), 1, line.size(), metrics_) == line.size() && std::fflush(metrics_) == 0,
              IoError, "cannot write '", path("metrics.jsonl"), "': ", std::strerror(errno));
+}
+
+std::string run_option(const std::string& run_dir, const std::string& key) {
+  const std::string ini = run_dir + "/config.ini";
+  BORA_CHECK(std::filesystem::is_directory(run_dir), ConfigError, "run folder '", run_dir, "' does not exist");
+  BORA_CHECK(std::filesystem::exists(ini), ConfigError, "'", run_dir, "' is not a bora-train run folder (no config.ini)");
+  // Only the one line is parsed, so options of other tools or versions cannot fail it.
+  std::string text = read_file(ini), line, kept;
+  for (std::istringstream in(text); std::getline(in, line);)
+    if (line.rfind(key + " =", 0) == 0 || line.rfind(key + "=", 0) == 0) kept += line + "\n";
+  BORA_CHECK(!kept.empty(), ConfigError, ini, ": no '", key, "' option");
+  std::string value;
+  OptionTable table("run", "");
+  table.add(key, &value, "");
+  table.parse_ini(kept, ini);
+  return value;
+}
+
+std::string run_adapter_dir(const std::string& run_dir, const std::string& task) {
+  namespace fs = std::filesystem;
+  BORA_CHECK(fs::is_directory(run_dir), ConfigError, "run folder '", run_dir, "' does not exist");
+  const std::string shared = run_dir + "/adapters/shared";
+  if (fs::is_directory(shared)) return shared;
+  const std::string dir = run_dir + "/adapters/" + task;
+  if (!task.empty() && task.find('/') == std::string::npos && fs::is_directory(dir)) return dir;
+  std::vector<std::string> names;
+  if (fs::is_directory(run_dir + "/adapters"))
+    for (const auto& e : fs::directory_iterator(run_dir + "/adapters")) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  std::string tasks;
+  for (const auto& n : names) tasks += (tasks.empty() ? "" : ", ") + n;
+  BORA_THROW(ConfigError, "run '", run_dir, "' has no adapter for task '", task, "' (",
+             tasks.empty() ? "it has no adapters/ folder" : "its tasks: " + tasks, ")");
 }
 
 }  // namespace bora

@@ -40,4 +40,13 @@ class RunFolder {
   std::FILE* metrics_ = nullptr;
 };
 
+// One option of a run's resolved config.ini ("model", "data") as bora-train wrote
+// it (a relative path is relative to where bora-train ran). ConfigError naming the
+// run when the folder, its config.ini or the key is missing.
+std::string run_option(const std::string& run_dir, const std::string& key);
+
+// The adapter folder of `task` in a run: adapters/<task>, or adapters/shared for a
+// tau = inf run. ConfigError naming the run and its tasks when there is none.
+std::string run_adapter_dir(const std::string& run_dir, const std::string& task);
+
 }  // namespace bora

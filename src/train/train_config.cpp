@@ -15,6 +15,9 @@ void TrainConfig::declare(OptionTable& t) {
   t.add("run_dir", &run_dir, "output folder: config, metrics, results, adapters, checkpoints");
   t.add("tasks", &tasks, "tasks to train (default: every task of the dataset)");
   t.add("seed", &seed, "seed of the sampler and the initialisation");
+  t.add("init_adapter", &init_adapter,
+        "an adapter folder (PEFT or bora format) that Theta and every task start from instead of the preset's "
+        "initialisation; it must fit the adapter_* options (docs/adapters.md)");
   t.add_choice("device", &device, {"auto", "cpu", "cuda"}, "where the model runs (auto: cuda when available)");
   t.add_choice("dtype", &dtype, {"float32", "bfloat16"}, "compute dtype of the frozen base (adapters stay float32)");
   t.add("threads", &threads, "intra-op threads per rank (0 = cores / ranks on the node)");

@@ -53,6 +53,7 @@ struct TrainConfig {
   int64_t log_every = 10;
   int64_t replica_check_every = 100;  // steps between Theta replica checksums (0 = off)
   bool export_adapters = true;
+  std::string init_adapter;  // an adapter folder Theta and every task start from ("" = the preset's init)
 
   BoraConfig bora;
   AdapterConfig adapter;

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "adapters/export.h"
+#include "adapters/load.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hash.h"
@@ -170,11 +171,14 @@ void Trainer::init_adapters() {
   const torch::Device device = model_->device();
   const bool unified = cfg_.bora.unified();
   bank_ = std::make_unique<AdapterBank>(spec, model_->shape(), unified ? 1 : int64_t(local_.size()), device);
+  const torch::Tensor start =
+      cfg_.init_adapter.empty() ? bank_->preset_row() : import_row(spec, *model_, cfg_.init_adapter).to(device);
+  if (unified) bank_->rows()[0].copy_(start);
   if (!unified) {
-    // The reference initialisation: Theta gets the preset's init, every theta_d
+    // The reference initialisation: Theta gets the preset's init (or init_adapter's), every theta_d
     // = Theta + N(0, init_noise^2), with noise seeded by (seed, task name): a task
     // starts the same whichever rank owns it and whichever other tasks share the run.
-    theta_ = bank_->preset_row();
+    theta_ = start.clone();
     for (size_t i = 0; i < local_.size(); ++i) {
       const std::string& name = task_names_[static_cast<size_t>(local_[i])];
       auto gen = at::detail::createCPUGenerator(hash64(name.data(), name.size(), static_cast<uint64_t>(cfg_.seed)));
@@ -779,9 +783,10 @@ void Trainer::export_adapters() {
       std::memcpy(&t, part.data() + off, 8);
       std::memcpy(out.rows()[t < 0 ? 0 : t].data_ptr<float>(), part.data() + off + 8, size_t(P) * 4);
     }
+  const std::string base_name = peft_base_model_name(cfg_.model);
   auto write = [&](int64_t row, const std::string& dir) {
     const AdapterSpec& s = out.spec();
-    if (s.preset == "lora" && !s.tied && !s.fused_qkv) export_peft(out, *model_, row, dir, cfg_.model);
+    if (s.preset == "lora" && !s.tied && !s.fused_qkv) export_peft(out, *model_, row, dir, base_name);
     else export_adapter(out, row, dir);
   };
   if (unified) {

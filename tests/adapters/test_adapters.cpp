@@ -301,6 +301,41 @@ TEST(Adapters, PeftExportKeysConfigAndRoundTrip) {
   EXPECT_TRUE(torch::equal(other.rows()[0], other.preset_row()));  // other tasks untouched
 }
 
+TEST(Adapters, PeftExportDerivesLoraAlphaFromTheScale) {
+  // adapter_scale overrides alpha / r: PEFT must get lora_alpha = s * r to compute s.
+  auto model = tiny_opt(false);
+  AdapterConfig c;
+  c.r = 4;
+  c.alpha = 16;
+  c.scale = "2";
+  AdapterBank bank(AdapterSpec::resolve(c, model->shape()), model->shape(), 1);
+  std::string dir = tmpdir("peft_scale");
+  export_peft(bank, *model, 0, dir, "x");
+  EXPECT_EQ(read_json_file(dir + "/adapter_config.json").at("lora_alpha").get<double>(), 8.0);
+  c.scale = "auto";
+  c.rslora = true;  // s = 16 / sqrt(4) = 8: lora_alpha stays 16
+  AdapterBank rs(AdapterSpec::resolve(c, model->shape()), model->shape(), 1);
+  export_peft(rs, *model, 0, dir, "x");
+  EXPECT_EQ(read_json_file(dir + "/adapter_config.json").at("lora_alpha").get<double>(), 16.0);
+}
+
+TEST(Adapters, PeftBaseModelNameIsTheHubNameOrAnAbsolutePath) {
+  std::string dir = tmpdir("hub_name");
+  make_dirs(dir);
+  // No config.json, or one without _name_or_path: the absolute folder, no trailing '/'.
+  EXPECT_EQ(peft_base_model_name(dir + "/"), fs::absolute(dir).lexically_normal().string());
+  write_json_file_atomic(dir + "/config.json", Json{{"model_type", "opt"}});
+  EXPECT_EQ(peft_base_model_name(dir), fs::absolute(dir).lexically_normal().string());
+  // A hub download records its name: that is portable to any machine.
+  write_json_file_atomic(dir + "/config.json", Json{{"_name_or_path", "facebook/opt-350m"}});
+  EXPECT_EQ(peft_base_model_name(dir), "facebook/opt-350m");
+  // Local paths recorded by older transformers are not hub names.
+  for (const char* local : {"/home/me/opt", "./opt", "../models/opt", "a/b/c", dir.c_str()}) {
+    write_json_file_atomic(dir + "/config.json", Json{{"_name_or_path", local}});
+    EXPECT_EQ(peft_base_model_name(dir), fs::absolute(dir).lexically_normal().string()) << local;
+  }
+}
+
 TEST(Adapters, MergedCheckpointEqualsAdaptedModel) {
   auto model = tiny_opt(true);
   for (const char* preset : {"lora", "tl6"}) {
