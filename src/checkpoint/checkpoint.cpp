@@ -125,15 +125,16 @@ std::map<std::string, std::string> parse_resolved_ini(const std::string& ini) {
 }
 
 std::vector<std::string> run_defining_differences(const std::map<std::string, std::string>& saved,
-                                                  const std::map<std::string, std::string>& now) {
+                                                  const std::map<std::string, std::string>& now,
+                                                  const std::map<std::string, std::string>& defaults) {
   std::set<std::string> keys;
   for (const auto& kv : saved) keys.insert(kv.first);
   for (const auto& kv : now) keys.insert(kv.first);
   std::vector<std::string> out;
   for (const auto& k : keys) {
     if (is_resume_safe_key(k)) continue;
-    auto a = saved.find(k), b = now.find(k);
-    const std::string va = a == saved.end() ? "(absent)" : a->second;
+    auto a = saved.find(k), b = now.find(k), d = defaults.find(k);
+    const std::string va = a != saved.end() ? a->second : d != defaults.end() ? d->second : "(absent)";
     const std::string vb = b == now.end() ? "(absent)" : b->second;
     if (va != vb) out.push_back(cat(k, ": '", va, "' -> '", vb, "'"));
   }

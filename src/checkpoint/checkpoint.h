@@ -99,9 +99,13 @@ struct OpenedCheckpoint {
 bool is_resume_safe_key(const std::string& key);
 // "key = value" lines of a resolved configuration (OptionTable::to_ini()).
 std::map<std::string, std::string> parse_resolved_ini(const std::string& ini);
-// The run-defining keys whose values differ, as "key: 'a' -> 'b'" lines.
+// The run-defining keys whose values differ, as "key: 'a' -> 'b'" lines. A key the
+// saved configuration lacks (an option added after the checkpoint was written)
+// counts as its value in `defaults`, so that such a checkpoint resumes as long as
+// the new option keeps its default.
 std::vector<std::string> run_defining_differences(const std::map<std::string, std::string>& saved,
-                                                  const std::map<std::string, std::string>& now);
+                                                  const std::map<std::string, std::string>& now,
+                                                  const std::map<std::string, std::string>& defaults = {});
 
 class Checkpointer {
  public:

@@ -549,7 +549,11 @@ OrderedJson Trainer::checkpoint_meta() const {
 
 void Trainer::check_resumable(const Json& meta) const {
   const auto saved = meta.at("config").get<std::map<std::string, std::string>>();
-  const std::vector<std::string> diff = run_defining_differences(saved, parse_resolved_ini(resolved_ini_));
+  // Every option's default, for keys that checkpoints of an older bora lack.
+  TrainConfig fresh;
+  OptionTable table("bora-train", "");
+  fresh.declare(table);
+  const std::vector<std::string> diff = run_defining_differences(saved, parse_resolved_ini(resolved_ini_), table.values());
   if (!diff.empty()) {
     std::string list;
     for (const auto& d : diff) list += (list.empty() ? "" : "; ") + d;

@@ -103,6 +103,14 @@ TEST(Checkpoint, ResolvedIniAndRunDefiningKeys) {
   ASSERT_EQ(d.size(), 2u);
   EXPECT_EQ(d[0], "model: 'm' -> '(absent)'");
   EXPECT_EQ(d[1], "tau: '10' -> '100'");
+  // An option newer than the checkpoint: equal while it keeps its default.
+  auto c = a;
+  c["init_adapter"] = "";
+  EXPECT_EQ(run_defining_differences(a, c).size(), 1u);
+  EXPECT_TRUE(run_defining_differences(a, c, {{"init_adapter", ""}}).empty());
+  c["init_adapter"] = "some/folder";
+  ASSERT_EQ(run_defining_differences(a, c, {{"init_adapter", ""}}).size(), 1u);
+  EXPECT_EQ(run_defining_differences(a, c, {{"init_adapter", ""}})[0], "init_adapter: '' -> 'some/folder'");
 }
 
 TEST(Checkpoint, ResumedRunIsBitIdenticalToUninterrupted) {
