@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: BoRA's finding, end to end, on text that Debian ships.
 #
-#   launch/demo.sh [--quick] [--out demo] [--ranks 2]
+#   launch/demo.sh [--quick] [--corpus en|ru] [--out demo] [--ranks 2]
 #
 # Stages (a progress line names each): install what is missing; build; make the
 # corpora from the categories of the `fortunes` packages: the TASKS (categories from
@@ -13,19 +13,23 @@
 # with lr proportional to tau; print Table 1 and Table 2 and write the plots beside
 # them. Everything lands in --out (default demo/); re-running resumes where it stopped.
 #   --quick      8 tasks, a smaller pretraining corpus, taus 0, 10, 100, inf: ~4 minutes
+#   --corpus ru  the second corpus: Russian fortune categories as the tasks, over the
+#                same English-pretrained base with the same recipe (configs unchanged;
+#                never used for tuning; default out: demo-ru)
 #   --variant V  configs/V*.ini and V's task list (demo, demo-quick)
 #   --no-setup   skip the install and build stages (the tests use it)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out="$root/demo" variant=demo ranks=2 setup=1
+out="" variant=demo ranks=2 setup=1 corpus=en
 while (($#)); do
   case "$1" in
     --quick) variant=demo-quick; shift ;;
     --variant) variant=$2; shift 2 ;;
+    --corpus) corpus=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --ranks) ranks=$2; shift 2 ;;
     --no-setup) setup=0; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -38,6 +42,18 @@ case "$variant" in
               pretrain_corpus="men-women knghtbrd miscellaneous humorists tao platitudes" ;;
   *) echo "demo.sh: unknown variant '$variant' (demo, demo-quick)" >&2; exit 2 ;;
 esac
+# The second corpus: Russian categories from 37 to 834 fortunes (18 to 417 training
+# documents), chosen by size and topic before any run, never tuned on.
+tasks_dir=/usr/share/games/fortunes
+case "$corpus" in
+  en) ;;
+  ru) tasks_dir=/usr/share/games/fortunes/ru
+      tasks="human_being haiku if genious citates programming sympathy happy war success art work wealth treason
+             murphy life friendship computer knowledge love"
+      [ "$variant" = demo-quick ] && tasks="human_being if genious programming war work murphy love" ;;
+  *) echo "demo.sh: unknown corpus '$corpus' (en, ru)" >&2; exit 2 ;;
+esac
+[ -n "$out" ] || out="$root/demo$([ "$variant" = demo-quick ] && echo -quick)$([ "$corpus" = ru ] && echo -ru)"
 for f in "$variant.ini" "$variant-model.ini" "$variant-prep.ini" "$variant-pretrain.ini" "sweep-$variant.ini"; do
   [ -f "$root/configs/$f" ] || { echo "demo.sh: missing configs/$f" >&2; exit 2; }
 done
@@ -56,7 +72,10 @@ fi
 
 stage 3 "making the corpora: $(echo $tasks | wc -w) fortune categories as tasks, $(echo $pretrain_corpus | wc -w) others for pretraining"
 mkdir -p "$out/corpus" "$out/pretrain_corpus"
-for t in $tasks; do cp "/usr/share/games/fortunes/$t" "$out/corpus/$t"; done
+for t in $tasks; do
+  [ -f "$tasks_dir/$t" ] || { echo "demo.sh: no fortune file $tasks_dir/$t (launch/install-deps.sh installs the fortunes packages)" >&2; exit 2; }
+  cp "$tasks_dir/$t" "$out/corpus/$t"
+done
 for t in $pretrain_corpus; do cp "/usr/share/games/fortunes/$t" "$out/pretrain_corpus/$t"; done
 
 stage 4 "tokenizer + initial model, and the tasks into HDF5 shards"
