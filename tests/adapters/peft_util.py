@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import torch
 
-from bora_testing import check, gpt2_files, run, scratch
+from bora_testing import TMP, check, gpt2_files, run, scratch
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
@@ -29,6 +29,15 @@ transformers.utils.logging.set_verbosity_error()
 warnings.filterwarnings("ignore", module="peft")  # PEFT's advice on saving (lora_bias, ...) is noise here
 
 FORTUNES = "/usr/share/games/fortunes"
+
+
+def in_scratch_with_base_and_data():
+    """Every test's start: work in the scratch folder (relative paths, as a user types
+    them), with a tiny base model in base/ and its dataset in data/."""
+    os.makedirs(TMP, exist_ok=True)
+    os.chdir(TMP)
+    make_base("base")
+    make_data("base", "data")
 
 
 def make_base(folder, hidden=32, layers=2, heads=4, ffn=64, seed=0):

@@ -24,10 +24,7 @@ SCRIPT = os.path.join(SOURCE, "launch", "bin_to_safetensors.py")
 
 
 def setup():
-    os.makedirs(TMP, exist_ok=True)
-    os.chdir(TMP)
-    U.make_base("base")
-    U.make_data("base", "data")
+    U.in_scratch_with_base_and_data()
 
 
 def convert(*paths, expect=0):

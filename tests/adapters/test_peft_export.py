@@ -22,11 +22,7 @@ SPLIT = "validation"
 
 
 def setup():
-    # Relative paths, as a user types them; the scratch folder is the working directory.
-    os.makedirs(TMP, exist_ok=True)
-    os.chdir(TMP)
-    U.make_base("base")
-    U.make_data("base", "data")
+    U.in_scratch_with_base_and_data()
     common = ["--model", "base", "--data", "data", "--max_steps", 6, "--batch_size", 8, "--micro_batch", 8,
               "--eval_base", "false", "--threads", 1, "--checkpoint_every", 0, "--adapter_r", 4]
     run("bora-train", *common, "--run_dir", "run", "--lr", 3e-2, "--adapter_alpha", 8,

@@ -12,16 +12,13 @@ into B); use_rslora with patterns. Tolerance 1e-5 relative on each task's mean N
 import os
 
 import peft_util as U
-from bora_testing import TMP, check, main, run
+from bora_testing import check, main, run
 
 SPLIT = "validation"
 
 
 def setup():
-    os.makedirs(TMP, exist_ok=True)
-    os.chdir(TMP)
-    U.make_base("base")
-    U.make_data("base", "data")
+    U.in_scratch_with_base_and_data()
     global BASE_NLL
     BASE_NLL = U.reference_nll(U.load_base("base"), "data", SPLIT)
 

@@ -14,16 +14,13 @@ import os
 import shutil
 
 import peft_util as U
-from bora_testing import TMP, check, main, run
+from bora_testing import check, main, run
 
 SPLIT = "validation"
 
 
 def setup():
-    os.makedirs(TMP, exist_ok=True)
-    os.chdir(TMP)
-    U.make_base("base")
-    U.make_data("base", "data")
+    U.in_scratch_with_base_and_data()
 
 
 def saved(name, steps=1, **config):
