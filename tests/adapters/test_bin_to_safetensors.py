@@ -17,7 +17,7 @@ import sys
 import torch
 
 import peft_util as U
-from bora_testing import SOURCE, TMP, check, main, run
+from bora_testing import SOURCE, check, main, run
 
 SPLIT = "validation"
 SCRIPT = os.path.join(SOURCE, "launch", "bin_to_safetensors.py")
