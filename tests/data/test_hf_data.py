@@ -17,8 +17,8 @@ Checks:
             here; splits have the largest-remainder sizes and cover each document once
   checksum  a byte flipped inside a compressed chunk: h5py's read fails (Fletcher32),
             and so does bora's, with exit code 4 naming the shard
-The manifest's XXH3-64 file hashes have no independent reference here (the venv has
-no xxhash module); dataset_dump --verify_hash true checks them with bora's own XXH3.
+  hashes    the manifest's XXH3-64 of each shard equals the xxhash package's, and bora's
+            reader verifies it too (dataset_dump --verify_hash true)
 """
 import json
 import os
@@ -27,6 +27,7 @@ import shutil
 import h5py
 import numpy as np
 import tiktoken
+import xxhash
 
 from bora_testing import TMP, check, gpt2_files, main, run, test_tool
 
@@ -97,6 +98,9 @@ def test_files():
     for k, shard in enumerate(m["shards"]):
         path = os.path.join(d, shard["file"])
         check(os.path.getsize(path) == shard["bytes"], path, "size differs from the manifest's")
+        with open(path, "rb") as f:
+            digest = xxhash.xxh3_64(f.read()).hexdigest()
+        check(digest == shard["xxh3"], f"{path}: XXH3-64 {digest}, the manifest says {shard['xxh3']}")
         with h5py.File(path, "r") as f:
             a = f.attrs
             want = {"magic": "BORA-DATASET", "format_version": 1, "shard_index": k, "num_tasks": len(shard["tasks"]),
