@@ -53,7 +53,11 @@ case "$corpus" in
       [ "$variant" = demo-quick ] && tasks="human_being if genious programming war work murphy love" ;;
   *) echo "demo.sh: unknown corpus '$corpus' (en, ru)" >&2; exit 2 ;;
 esac
-[ -n "$out" ] || out="$root/demo$([ "$variant" = demo-quick ] && echo -quick)$([ "$corpus" = ru ] && echo -ru)"
+if [ -z "$out" ]; then
+  out="$root/demo"
+  if [ "$variant" = demo-quick ]; then out+=-quick; fi
+  if [ "$corpus" = ru ]; then out+=-ru; fi
+fi
 for f in "$variant.ini" "$variant-model.ini" "$variant-prep.ini" "$variant-pretrain.ini" "sweep-$variant.ini"; do
   [ -f "$root/configs/$f" ] || { echo "demo.sh: missing configs/$f" >&2; exit 2; }
 done

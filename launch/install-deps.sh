@@ -36,8 +36,10 @@ packages=(
 # Debian's python3 keeps venv (ensurepip) in a package of its own.
 command -v "$python" >/dev/null && "$python" -c 'import ensurepip' 2>/dev/null || packages+=(python3 python3-venv)
 
-# One dpkg query for all of them; a package it does not list is missing.
-installed=" $(dpkg-query -W -f='${Package}=${Status}\n' "${packages[@]}" 2>/dev/null |
+# One dpkg query for all of them; a package it does not list is missing. dpkg-query
+# exits 1 when any package is unknown to it, which pipefail and set -e would turn
+# into a silent exit of this script: its status is not the answer, its output is.
+installed=" $( { dpkg-query -W -f='${Package}=${Status}\n' "${packages[@]}" 2>/dev/null || true; } |
               sed -n 's/=install ok installed$//p' | tr '\n' ' ') "
 missing=()
 for p in "${packages[@]}"; do [[ "$installed" == *" $p "* ]] || missing+=("$p"); done
