@@ -19,6 +19,17 @@ std::string human_count(double v) {
   return buf;
 }
 
+std::string human_rate(double per_second, const std::string& unit) {
+  if (!(per_second > 0) || per_second >= 1) return human_count(per_second) + unit + "/s";
+  // Below one per second a count rate rounds to "0 steps/s": say seconds per item.
+  std::string one = unit.substr(unit.find_first_not_of(' ') == std::string::npos ? unit.size()
+                                                                                 : unit.find_first_not_of(' '));
+  if (one.size() > 1 && one.back() == 's') one.pop_back();
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f s/%s", 1 / per_second, one.c_str());
+  return buf;
+}
+
 std::string human_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
   long t = std::lround(s);
@@ -67,18 +78,17 @@ void Progress::draw(bool final) {
     int filled = static_cast<int>(frac * width);
     std::string bar(filled, '#');
     bar.resize(width, '.');
-    std::snprintf(line, sizeof line, "\r%-12s [%s] %5.1f%% %s/%s %s%s/s %s %s\033[K", label_.c_str(),
+    std::snprintf(line, sizeof line, "\r%-12s [%s] %5.1f%% %s/%s %s %s %s\033[K", label_.c_str(),
                   bar.c_str(), 100 * frac, human_count(done_).c_str(), human_count(total_).c_str(),
-                  human_count(rate).c_str(), unit_.c_str(),
+                  human_rate(rate, unit_).c_str(),
                   final ? ("in " + human_duration(elapsed)).c_str()
                         : ("ETA " + human_duration(eta)).c_str(),
                   note_.c_str());
     std::fputs(line, stderr);
     if (final) std::fputc('\n', stderr);
   } else {
-    std::snprintf(line, sizeof line, "%s: %5.1f%% %s/%s %s%s/s %s %s\n", label_.c_str(), 100 * frac,
-                  human_count(done_).c_str(), human_count(total_).c_str(), human_count(rate).c_str(),
-                  unit_.c_str(),
+    std::snprintf(line, sizeof line, "%s: %5.1f%% %s/%s %s %s %s\n", label_.c_str(), 100 * frac,
+                  human_count(done_).c_str(), human_count(total_).c_str(), human_rate(rate, unit_).c_str(),
                   final ? ("in " + human_duration(elapsed)).c_str()
                         : ("ETA " + human_duration(eta)).c_str(),
                   note_.c_str());

@@ -39,6 +39,9 @@ class Progress {
 
 // "1.23 M", "456 k": human-readable counts for progress and logs.
 std::string human_count(double v);
+// A rate with its unit: "12 steps/s", "1.50 M B/s"; below one per second the time per
+// item instead, "2.4 s/step" (unit " steps": its leading space and plural s dropped).
+std::string human_rate(double per_second, const std::string& unit);
 // "1h02m", "3m05s", "12s".
 std::string human_duration(double seconds);
 

@@ -28,8 +28,8 @@ int main(int argc, char** argv) {
     int64_t batch = 32;
     int threads = 0;
     bora::OptionTable t("bora-eval", "Per-task and overall perplexity of a base model, alone or with a run's adapters.");
-    t.add("model", &model_dir, "HF base model folder");
-    t.add("data", &data, "dataset folder made by data_prep");
+    t.add("model", &model_dir, "HF base model folder (default with --run: the run's)");
+    t.add("data", &data, "dataset folder made by data_prep (default with --run: the run's)");
     t.add("run", &run, "a bora-train run folder whose adapters/<task> to use (empty = the base alone)");
     t.add("adapter", &adapter, "one adapter folder (PEFT or bora format) for every task, instead of --run");
     t.add("json", &json_out, "also write the per-task NLL sums, token counts and perplexities to this JSON file");
@@ -39,7 +39,10 @@ int main(int argc, char** argv) {
     t.add("threads", &threads, "intra-op threads");
     t.set_version(bora::build_info);
     if (!t.parse(argc, argv)) return 0;
-    BORA_CHECK(!model_dir.empty() && !data.empty(), ConfigError, "model and data must be set");
+    // A run folder knows its base model and dataset (its config.ini): --run alone suffices.
+    if (!run.empty() && model_dir.empty()) model_dir = bora::run_option(run, "model");
+    if (!run.empty() && data.empty()) data = bora::run_option(run, "data");
+    BORA_CHECK(!model_dir.empty() && !data.empty(), ConfigError, "model and data must be set (or --run)");
     BORA_CHECK(run.empty() || adapter.empty(), ConfigError, "give --run or --adapter, not both");
     torch::set_num_threads(bora::threads_per_rank(threads, 1));
     auto model = bora::load_causal_lm(model_dir);

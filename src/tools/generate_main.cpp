@@ -1,6 +1,6 @@
 // bora-generate: samples text from the base model alone or through one task's
 // adapter, to look at what a task learned.
-//   bora-generate --model base --run runs/tau10 --task art --prompt "A picture"
+//   bora-generate --run runs/tau10 --task art --prompt "A picture"   (the run's base model)
 //   bora-generate --model base --adapter runs/tau10/adapters/art --greedy true
 #include <torch/torch.h>
 
@@ -29,7 +29,7 @@ struct GenerateConfig {
 
   void declare(bora::OptionTable& t) {
     t.group("what to sample from");
-    t.add("model", &model, "HF base model folder");
+    t.add("model", &model, "HF base model folder (default with --run: the run's)");
     t.add("adapter", &adapter, "an exported adapter folder (PEFT or bora format); empty = the base model alone");
     t.add("run", &run, "a bora-train run folder: with --task, uses its adapter and the dataset's prompt template");
     t.add("task", &task, "a task of --run");
@@ -63,7 +63,9 @@ int main(int argc, char** argv) {
     c.declare(table);
     table.set_version(bora::build_info);
     if (!table.parse(argc, argv)) return 0;
-    BORA_CHECK(!c.model.empty(), ConfigError, "model is not set");
+    // A run folder knows its base model (its config.ini): --run --task alone suffice.
+    if (c.model.empty() && !c.run.empty()) c.model = bora::run_option(c.run, "model");
+    BORA_CHECK(!c.model.empty(), ConfigError, "model is not set (give --model, or --run)");
     torch::set_num_threads(bora::threads_per_rank(c.threads, 1));
     auto model = bora::load_causal_lm(c.model);
     bora::Tokenizer tok = bora::Tokenizer::from_folder(c.model);
