@@ -283,7 +283,7 @@ StepStats Trainer::step() {
 
     watch.reset();
     auto adapter = bank_->bind(mb.bank_rows, /*training=*/true);
-    torch::Tensor per_row = target_nll(*model_, mb.ids, mb.attention_mask, mb.target_mask, adapter.get()).sum(1);
+    torch::Tensor per_row = target_nll(*model_, mb.ids, mb.attention_mask, mb.targets, adapter.get()).sum(1);
     torch::Tensor loss = (per_row * row_weight).sum();
     const double lv = loss.item<double>();
     if (!std::isfinite(lv)) {
