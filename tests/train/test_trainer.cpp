@@ -1,8 +1,8 @@
 // The trainer against independent expectations: tasks do not interact at tau = 0,
 // tau = inf is one adapter trained on the pooled data (and a large tau approaches
 // it), theta_update = mean keeps Theta at the mean, evaluation equals a direct
-// computation from log-probabilities, training learns on real text, outputs, and
-// every bad input of the issue.
+// computation from log-probabilities, training learns on real text, outputs, every
+// bad input of the issue, and non-finite losses and priors.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -258,6 +258,8 @@ TEST(Trainer, BadInputIsAClearError) {
   expect_error<DataError>([&] { SoloRank r(c); }, "tokenizer");
 }
 
+// A non-finite loss is found from the flag in the step's all-reduce buffer: the
+// error names the step and the task, and the optimizer never runs on that step.
 TEST(Trainer, NonFiniteLossNamesStepAndTask) {
   TrainConfig c = base_config(fortunes_dataset(), "nan");
   c.bora.tau = 0;
@@ -267,7 +269,25 @@ TEST(Trainer, NonFiniteLossNamesStepAndTask) {
     torch::NoGradGuard g;
     r.trainer.bank().rows()[2].fill_(NAN);
   }
-  expect_error<NumericError>([&] { r.trainer.step(); }, "non-finite loss at step 1 in task '" + r.trainer.task_names()[2] + "'");
+  const torch::Tensor before = r.trainer.bank().rows().clone();
+  expect_error<NumericError>([&] { r.trainer.step(); }, "non-finite loss at step 1 in task '" + r.trainer.task_names()[2] + "' (last good checkpoint: none)");
+  EXPECT_EQ(r.trainer.global_step(), 0);
+  for (int64_t t : {0, 1, 3}) EXPECT_TRUE(torch::equal(r.trainer.bank().rows()[t], before[t])) << "row " << t << " moved";
+  EXPECT_EQ(r.trainer.rows_optimizer().steps(), 0);
+}
+
+TEST(Trainer, NonFinitePriorNamesStepAndTau) {
+  TrainConfig c = base_config(fortunes_dataset(), "nan_prior");
+  c.bora.tau = 10;
+  SoloRank r(c);
+  r.trainer.step();  // a good step first: the error names step 2
+  {
+    torch::NoGradGuard g;
+    r.trainer.theta()[0] = INFINITY;  // R = inf; the likelihood stays finite
+  }
+  expect_error<NumericError>([&] { r.trainer.step(); }, "non-finite prior at step 2 (tau = 10; last good checkpoint: none)");
+  EXPECT_EQ(r.trainer.global_step(), 1);
+  EXPECT_EQ(r.trainer.rows_optimizer().steps(), 1);
 }
 
 }  // namespace
