@@ -151,7 +151,11 @@ void Trainer::setup_tasks() {
 void Trainer::setup_model_and_data() {
   const torch::Device device = pick_device(cfg_.device);
   LoadOptions lo;
-  lo.dtype = cfg_.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
+  // float16 on the CPU: few CPU kernels have fast (or any) half paths, and its 5-bit
+  // exponent is what loss scaling exists for on GPUs; bfloat16 is the CPU's half.
+  BORA_CHECK(cfg_.dtype != "float16" || device.is_cuda(), ConfigError,
+             "dtype = float16 needs a CUDA device (this run is on ", device.str(), "); use dtype = bfloat16 on the CPU");
+  lo.dtype = cfg_.dtype == "bfloat16" ? torch::kBFloat16 : cfg_.dtype == "float16" ? torch::kFloat16 : torch::kFloat32;
   lo.device = device;
   Stopwatch watch;
   model_ = load_causal_lm(cfg_.model, lo);
