@@ -349,8 +349,10 @@ StepStats Trainer::step() {
   int64_t tokens_local = 0;
   for (int64_t n : task_tokens) tokens_local += n;
   const bool time_due = comm_.rank() == 0 && checkpointer_->due_by_time();
-  torch::Tensor host = torch::tensor({double(tokens_local), double(st.sequences), stop_requested() ? 1.0 : 0.0,
-                                      time_due ? 1.0 : 0.0}, staging_options(device, torch::kFloat64));
+  const double known[] = {double(tokens_local), double(st.sequences), stop_requested() ? 1.0 : 0.0, time_due ? 1.0 : 0.0};
+  static_assert(sizeof known / sizeof known[0] == kStepScalars - kTokens, "the host's scalars end the buffer");
+  torch::Tensor host = torch::empty({kStepScalars - kTokens}, staging_options(device, torch::kFloat64));
+  std::memcpy(host.data_ptr<double>(), known, sizeof known);
   scalars(kTokens, kStepScalars - kTokens).copy_(host, /*non_blocking=*/device.is_cuda());
   st.compute_s += watch.seconds();
 
