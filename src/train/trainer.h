@@ -7,9 +7,11 @@
 //              micro-batches: forward through the frozen base with the adapter bank,
 //                weighted NLL  sum_d w_d * mean-NLL_d  backward into the bank's rows
 //              prior R over this rank's tasks: closed-form gradients
-//              all-reduce [ Theta's gradient | logging scalars ]          (adam)
+//              all-reduce [ Theta's gradient | the step's scalars ]       (adam)
 //                      or [ the shared adapter's gradient | scalars ]      (tau = inf)
 //                      or [ sum_d theta_d after the step | scalars ]       (mean)
+//              read the scalars (loss, NLL, tokens, non-finite flags, ...) to the
+//                host: the step's only host synchronisation
 //              AdamW on the rows, and on Theta (identically on every rank)
 //
 // Tasks absent from a minibatch still move: R covers all of them every step. Each
@@ -127,6 +129,12 @@ class Trainer {
   void write_results();
   void export_adapters();
   void log_step(const StepStats& s);
+  // Scales the rows' and Theta's gradients to a global norm of at most grad_clip;
+  // rows_sq: the squared norm of the rows' gradient over all ranks (a device scalar).
+  void clip_gradients(const torch::Tensor& rows_sq, torch::Tensor& theta_grad);
+  // The NumericError of a step whose loss is not finite somewhere (collective).
+  [[noreturn]] void throw_non_finite_loss(const std::vector<std::vector<RowRef>>& chunks,
+                                          const std::vector<torch::Tensor>& chunk_nll);
   // DistError unless the replicated state (Theta, or the shared adapter) is
   // bit-identical on every rank.
   void check_replicas();
