@@ -449,8 +449,8 @@ def main():
             raise SystemExit("bench_peer: no %s in %s (build first)" % (tool, bin_dir))
     env = child_env(a.threads)
     t_start = time.time()
-    log("bench_peer: %s, %d threads, load average %s" % (time.strftime("%F %T"), a.threads,
-                                                           open("/proc/loadavg").read().split()[:3]))
+    loadavg_start = open("/proc/loadavg").read().split()[:3]
+    log("bench_peer: %s, %d threads, load average %s" % (time.strftime("%F %T"), a.threads, loadavg_start))
     model, data, cfg = make_inputs(a, bin_dir)
     fm = flop_model(a, cfg)
     _, tasks = peer_train.read_dataset(data)
@@ -484,7 +484,7 @@ def main():
     keys = ["tokens_per_s_all", "tokens_per_s_loss", "step_s", "cpu_s_per_step", "peak_rss_mb", "achieved_flops",
             "flops_per_step", "nll_first", "nll_last", "loss_first", "val_nll", "wall_s", "process_cpu_s"]
     res = {"bench": "bench_peer", "quick": a.quick, "date": time.strftime("%F %T"),
-           "machine": {"threads": a.threads, "loadavg_start_end": None, "cpu": cpu_name()},
+           "machine": {"threads": a.threads, "loadavg_start": loadavg_start, "cpu": cpu_name()},
            "workload": {"hidden": fm["hidden"], "layers": fm["layers"], "heads": cfg["num_attention_heads"],
                         "ffn": fm["ffn"], "vocab": fm["vocab"], "tasks": a.tasks, "batch": a.batch, "seq": a.seq,
                         "per_task_train": a.per_task, "lora_r": a.r, "lora_alpha": a.alpha, "targets": a.targets,
@@ -527,7 +527,8 @@ def main():
         res["agreement_fp32"] = {"nll_first_bora": f["bora"]["nll_first"], "nll_first_peer": f["peer"]["nll_first"],
                                  "rel_diff": rel(f["peer"]["nll_first"], f["bora"]["nll_first"]),
                                  "loss_first_bora": f["bora"]["loss_first"],
-                                 "loss_first_peer": f["peer"]["loss_first"]}
+                                 "loss_first_peer": f["peer"]["loss_first"],
+                                 "loss_rel_diff": rel(f["peer"]["loss_first"], f["bora"]["loss_first"])}
     if "fp32" in a.dtypes and "bf16" in a.dtypes:
         n = {}
         for side in ("bora", "peer"):
@@ -587,8 +588,9 @@ def print_table(a, res):
                b["data_s"], b["compute_s"], b["optimizer_s"]))
     if "agreement_fp32" in res:
         g = res["agreement_fp32"]
-        log("first-step NLL, fp32 (same base, same batch): bora %.5f, peer %.5f (relative difference %.1e)"
-            % (g["nll_first_bora"], g["nll_first_peer"], g["rel_diff"]))
+        log("first step, fp32 (same base, same batch): NLL bora %.5f, peer %.5f (relative difference %.1e); "
+            "loss bora %.6g, peer %.6g (%.1e)" % (g["nll_first_bora"], g["nll_first_peer"], g["rel_diff"],
+                                                g["loss_first_bora"], g["loss_first_peer"], g["loss_rel_diff"]))
     if "bf16_numerics" in res:
         n = res["bf16_numerics"]
         log("bf16 numerics after %d steps: bora training NLL %.5f (fp32) vs %.5f (bf16), relative %.1e; "

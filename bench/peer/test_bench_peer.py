@@ -7,8 +7,9 @@ Checks: both sides, both dtypes: tokens/s (all and loss) > 0 with loss/all = (S-
 FLOP/s > 0 and a finite fraction of a positive GEMM peak; FLOPs per step equal to the
 documented formula recomputed here; the ratio bora/peer finite and > 0; four claims
 with verdicts; bora's NLL in fp32 and bf16 finite and within 5%; the first step's NLL of
-bora and the peer (same base, same batch) within 1%; the printed table has the
-PASS/FAIL lines.
+bora and the peer (same base, same batch) within 1% and their first-step losses (which
+count the tasks present, so the batches must match) within 0.2%; the printed table has
+the PASS/FAIL lines.
 """
 import json
 import math
@@ -75,6 +76,9 @@ check(math.isfinite(n["val_nll_fp32"]) and math.isfinite(n["val_nll_bf16"]) and 
       "bora bf16 vs fp32 validation NLL: %r vs %r" % (n["val_nll_fp32"], n["val_nll_bf16"]))
 g = j["agreement_fp32"]
 check(g["rel_diff"] < 0.01, "first-step NLL bora %r vs peer %r" % (g["nll_first_bora"], g["nll_first_peer"]))
+# The loss sum_d N_d NLL_d + R counts the tasks present in the batch: equal losses say that
+# the peer drew bora's batch (its copy of bora's sampler) and weighs tasks as bora does.
+check(g["loss_rel_diff"] < 2e-3, "first-step loss bora %r vs peer %r" % (g["loss_first_bora"], g["loss_first_peer"]))
 for c in j["claims"]:
     check(("(pass)" if c["pass"] else "(fail)") + " " + c["claim"] in r.stdout, "table line for " + c["claim"])
 check("ratio bora/peer" in r.stdout and "GEMM peak" in r.stdout, "table")
