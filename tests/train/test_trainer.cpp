@@ -5,8 +5,10 @@
 // every bad input of the issue.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <numeric>
 
 #include "core/error.h"
