@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/cuda.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <set>
 
@@ -47,6 +49,13 @@ std::vector<double> gather_task_values(Communicator& comm, const std::vector<int
       all[static_cast<size_t>(t)] = v;
     }
   return all;
+}
+
+// CPU seconds of this process, all threads together (user + system).
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
 torch::Device pick_device(const std::string& name) {
@@ -282,6 +291,7 @@ StepStats Trainer::step() {
   // the model is told the padding side and target positions (batch.h). On CUDA the
   // host thus runs ahead queuing kernels, and the times below are the host's.
   StepStats st;
+  const double cpu0 = process_cpu_seconds();
   Stopwatch total, watch;
   const bool unified = cfg_.bora.unified();
   const bool mean_update = !unified && cfg_.bora.theta_update == "mean";
@@ -407,6 +417,7 @@ StepStats Trainer::step() {
   if (cfg_.replica_check_every > 0 && step_ % cfg_.replica_check_every == 0 && comm_.size() > 1) check_replicas();
   st.step = step_;
   st.seconds = total.seconds();
+  st.cpu_s = process_cpu_seconds() - cpu0;
   train_tokens_ += st.tokens;
   return st;
 }
@@ -460,7 +471,8 @@ void Trainer::log_step(const StepStats& s) {
                    {"tokens", s.tokens},      {"sequences", s.sequences},
                    {"tokens_per_s", tps},     {"step_s", s.seconds},
                    {"compute_s", s.compute_s}, {"allreduce_s", s.allreduce_s},
-                   {"data_s", s.data_s},      {"optimizer_s", s.optimizer_s}};
+                   {"data_s", s.data_s},      {"optimizer_s", s.optimizer_s},
+                   {"cpu_s", s.cpu_s}};
   run_->append_metrics(j);
 }
 
@@ -504,8 +516,16 @@ bool Trainer::run() {
   Progress bar("train", total_steps_, " steps", comm_.rank() == 0);
   bar.set(step_);
   Stopwatch wall;
+  // BORA_PROFILE=<file>: LibTorch's autograd profiler records step BORA_PROFILE_STEP
+  // (1-based, default 2) into <file>, a chrome://tracing JSON (bench/bench_peer.sh reads it).
+  const char* profile_path = std::getenv("BORA_PROFILE");
+  const char* profile_at = std::getenv("BORA_PROFILE_STEP");
+  const int64_t profile_step = profile_at && *profile_at ? std::atoll(profile_at) : 2;
   while (step_ < total_steps_ && !early_.stopped) {
+    std::optional<torch::autograd::profiler::RecordProfile> profile;
+    if (profile_path && *profile_path && step_ + 1 == profile_step) profile.emplace(std::string(profile_path));
     StepStats s = step();
+    profile.reset();
     train_seconds_ += s.seconds;
     if (step_ % cfg_.log_every == 0 || step_ == total_steps_) log_step(s);
     bar.set_note(cat("loss ", s.nll, " nll/tok"));

@@ -52,6 +52,7 @@ struct StepStats {
   int64_t sequences = 0;
   int64_t local_sequences = 0;  // this rank's part of `sequences` (its sampler share)
   double seconds = 0, data_s = 0, compute_s = 0, allreduce_s = 0, optimizer_s = 0;
+  double cpu_s = 0;           // CPU time of the whole process (all threads) during the step
   // Shared in the step's all-reduce, so that every rank decides alike:
   bool stop = false;          // some rank got SIGTERM/SIGUSR1: checkpoint and exit
   bool checkpoint_due = false;  // rank 0's clock says checkpoint_minutes have passed

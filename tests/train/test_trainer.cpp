@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <numeric>
 
 #include "core/error.h"
@@ -196,8 +198,17 @@ TEST(Trainer, LearnsOnRealTextAndWritesItsOutputs) {
   Json res = read_json_file(c.run_dir + "/results.json");
   EXPECT_LT(res["validation"]["macro_ppl"].get<double>(), 0.9 * res["base_validation"]["macro_ppl"].get<double>());
   std::vector<double> nll;
+  double cpu = 0;
   for (const auto& j : read_jsonl(c.run_dir + "/metrics.jsonl"))
-    if (j.contains("nll")) nll.push_back(j["nll"].get<double>());
+    if (j.contains("nll")) {
+      nll.push_back(j["nll"].get<double>());
+      // The step's process CPU time: non-negative, at most (threads + 1) x its wall time.
+      const double cpu_s = j.at("cpu_s").get<double>();
+      EXPECT_GE(cpu_s, 0);
+      EXPECT_LE(cpu_s, double(torch::get_num_threads() + 1) * j.at("step_s").get<double>() + 0.05);
+      cpu += cpu_s;
+    }
+  EXPECT_GT(cpu, 0);
   ASSERT_GE(nll.size(), 8u);
   auto avg = [](auto b, auto e) { return std::accumulate(b, e, 0.0) / double(e - b); };
   EXPECT_LT(avg(nll.end() - 3, nll.end()), avg(nll.begin(), nll.begin() + 3) - 0.1);
@@ -224,6 +235,27 @@ TEST(Trainer, UnifiedRunExportsOneSharedAdapter) {
   EXPECT_TRUE(fs::exists(c.run_dir + "/adapters/shared/adapter.safetensors"));
   EXPECT_FALSE(fs::exists(c.run_dir + "/theta"));
   EXPECT_EQ(read_json_file(c.run_dir + "/results.json")["tau"], "inf");
+}
+
+// BORA_PROFILE: the named step is recorded by LibTorch's profiler into a chrome trace
+// (bench/bench_peer.sh reads its ops when a claim fails).
+TEST(Trainer, ProfileEnvironmentWritesATraceOfOneStep) {
+  TrainConfig c = base_config(fortunes_dataset(), "profile");
+  c.max_steps = 2;
+  const std::string trace = c.run_dir + ".trace.json";
+  fs::remove(trace);
+  setenv("BORA_PROFILE", trace.c_str(), 1);
+  setenv("BORA_PROFILE_STEP", "2", 1);
+  {
+    SoloRank r(c);
+    ASSERT_TRUE(r.trainer.run());
+  }
+  unsetenv("BORA_PROFILE");
+  unsetenv("BORA_PROFILE_STEP");
+  ASSERT_TRUE(fs::exists(trace));
+  std::ifstream in(trace);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("aten::"), std::string::npos) << text.substr(0, 500);
 }
 
 // ---- bad input -------------------------------------------------------------------
