@@ -163,10 +163,22 @@ def step_bench(a, c, args, warmup, steps, json_out, timeout=None):
 
 
 # ---- stage: tests ---------------------------------------------------------------------
+def ctest_command(build):
+    """The ctest of the CMake that configured `build` (else the one on PATH)."""
+    try:
+        with open(os.path.join(build, "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("CMAKE_CTEST_COMMAND:"):
+                    return line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    return "ctest"
+
+
 def stage_tests(a, c, out):
     junit = os.path.join(a.scratch, "gpu_tests.xml")
     env = {"BORA_TEST_DEVICE": c["device"]}
-    p = sh(["ctest", "--test-dir", a.build, "-L", "^gpu$", "--output-on-failure", "--output-junit", junit,
+    p = sh([ctest_command(a.build), "--test-dir", a.build, "-L", "^gpu$", "--output-on-failure", "--output-junit", junit,
             "-j", "2" if a.mode == "cpu" else "4"], env=env, check=False)
     tests = []
     if os.path.exists(junit):
