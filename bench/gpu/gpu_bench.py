@@ -376,7 +376,10 @@ def stage_capacity(a, c, out):
             r = step_bench(a, c, args, 1, c["cap_steps"], os.path.join(a.scratch, "bora_cap.json"),
                            timeout=max(10, deadline - time.time()))
         except Exception as e:  # noqa: BLE001
-            r = {"oom": None, "error": str(e)[-300:]}
+            text = str(e)
+            # A device that ran out outside the allocator's reach (a CUDA error) still says so.
+            oom = True if re.search(r"out of memory|ALLOC_FAILED", text, re.I) else None
+            r = {"oom": oom, "error": text[-300:]}
         ok = r.get("oom") is False and (not c["simulate_max_tasks"] or n <= c["simulate_max_tasks"])
         rec = dict(tasks=n, fits=ok, oom=r.get("oom"), peak_memory_bytes=r.get("peak_allocated_bytes"),
                    step_s=r.get("step_s"), seconds=round(time.time() - t0, 1))

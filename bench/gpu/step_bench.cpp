@@ -80,10 +80,19 @@ int main(int argc, char** argv) {
       if (comm->rank() == 0) write_json(json, j);
       return kExitOom;
     };
+    // cuBLAS, NCCL and the allocator's own paths report a full device as c10::Error
+    // ("CUDA error: out of memory", "CUBLAS_STATUS_ALLOC_FAILED") too.
+    auto is_oom = [](const c10::Error& e) {
+      const std::string w = e.what();
+      return w.find("out of memory") != std::string::npos || w.find("ALLOC_FAILED") != std::string::npos;
+    };
     std::unique_ptr<bora::Trainer> trainer;
     try {
       trainer = std::make_unique<bora::Trainer>(config, table.to_ini(), *comm);
     } catch (const c10::OutOfMemoryError& e) {
+      return oom("setup", e.what());
+    } catch (const c10::Error& e) {
+      if (!is_oom(e)) throw;
       return oom("setup", e.what());
     }
     sync(device);
@@ -107,6 +116,9 @@ int main(int argc, char** argv) {
       sync(device);
       seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } catch (const c10::OutOfMemoryError& e) {
+      return oom("step", e.what());
+    } catch (const c10::Error& e) {
+      if (!is_oom(e)) throw;
       return oom("step", e.what());
     }
     const bora::DeviceMemory m = bora::device_memory(device);
