@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
     --cpu) mode=cpu ;;
     --build) build=$2; shift ;;
     --build=*) build=${1#--build=} ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) outdir=$1 ;;
   esac
