@@ -68,6 +68,7 @@ stage_limit() { local l=$(( $(left) - $2 )); [ $l -gt $1 ] && l=$1; [ $l -lt 10 
 
 say "mode $mode, output $outdir, scratch $scratch, python $BORA_PYTHON, time limit ${limit} s"
 [ $mode = gpu ] && { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || true; }
+for t in cmake ctest ninja nvcc mpirun pkg-config; do printf '  %-10s %s\n' "$t" "$(command -v $t || echo MISSING)"; done
 
 # ---- build ----------------------------------------------------------------------------
 b0=$(date +%s)
