@@ -158,6 +158,7 @@ def child_env(threads):
 
 def run_measured(cmd, env, logfile):
     """Runs cmd; returns (exit status, wall s, rusage) of that one process (wait4)."""
+    os.makedirs(os.path.dirname(logfile), exist_ok=True)
     with open(logfile, "w") as out:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
