@@ -8,6 +8,11 @@
 # BUILD_DIR defaults to ./build. OMP_NUM_THREADS defaults to 1 (the benchmarks'
 # claims are per core; set it to override). Exit status: the number of benchmarks
 # that failed (a benchmark exits non-zero when a claim it checks does not hold).
+#
+# After the binaries, the script benchmarks: bench/bench_peer.sh (bora-train vs the
+# reference's HF + PEFT training; 2 threads of its own, about 45-60 minutes at full
+# size). BORA_BENCH_PEER=0 skips it; BORA_BENCH_PEER_ARGS passes it arguments (e.g.
+# --quick). It is skipped with a note when the venv (.deps/venv or BORA_PYTHON) is absent.
 set -u
 
 build="${1:-build}"
@@ -36,6 +41,28 @@ for exe in "$bin"/bench_*; do
   echo
   [ $rc -ne 0 ] && failed+=("$name (exit $rc)")
 done
+
+# Script benchmarks (not binaries): bench_peer.
+here=$(cd "$(dirname "$0")" && pwd)
+py=${BORA_PYTHON:-$here/../.deps/venv/bin/python}
+if [ "${BORA_BENCH_PEER:-1}" != 0 ] && [ $found -gt 0 ]; then
+  echo "================================================================================"
+  echo "== bench_peer.sh   ($(date '+%F %T'), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo "================================================================================"
+  if [ -x "$py" ]; then
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    BORA_PYTHON="$py" "$here/bench_peer.sh" --build "$build" ${BORA_BENCH_PEER_ARGS:-}
+    rc=$?
+    echo "-- bench_peer.sh: exit $rc, $(( $(date +%s) - start )) s"
+    echo
+    found=$((found + 1))
+    [ $rc -ne 0 ] && failed+=("bench_peer.sh (exit $rc)")
+  else
+    echo "-- bench_peer.sh: skipped (no Python at $py: launch/install-deps.sh)"
+    echo
+  fi
+fi
 
 if [ $found -eq 0 ]; then
   echo "run_all.sh: no bench_* binary in $bin" >&2

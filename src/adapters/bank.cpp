@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "model/staging.h"
 
 namespace bora {
 
@@ -148,7 +149,7 @@ class BoundAdapter : public LinearAdapter {
     std::string s = bank.spec().strategy;
     gather_ = s != "segments";  // auto = gather (measured on CPU: docs/adapters.md; no launch storm on CUDA)
     if (gather_ && segments_.size() > 1)
-      row_task_ = torch::tensor(row_task, torch::kLong).to(bank.device());
+      row_task_ = to_device_async(torch::tensor(row_task, torch::kLong), bank.device());
   }
 
   bool adapts(int layer, Site site) const override {

@@ -23,7 +23,7 @@ enum class PriorKind { Gaussian, L2 };
 PriorKind parse_prior(const std::string& name);
 
 struct PriorTerms {
-  double value = 0;          // R over the given rows
+  torch::Tensor value;       // R over the given rows: a float64 scalar on their device (no host read)
   torch::Tensor grad_rows;   // [T, P]
   torch::Tensor grad_theta;  // [P], float64 (summed over ranks before use)
 };

@@ -40,9 +40,10 @@ class Communicator {
   virtual int size() const = 0;
   virtual std::string backend() const = 0;  // "local", "mpi", "nccl"
 
-  // Elementwise sum over ranks, in place. `t` must be contiguous. Returns when the
-  // result is in `t` (for CUDA tensors: when the stream has finished the reduction,
-  // so that the time counted in stats() is the collective's, not its launch's).
+  // Elementwise sum over ranks, in place. `t` must be contiguous. CPU tensors: returns
+  // when the result is in `t`. CUDA tensors (NCCL): the reduction is queued on the
+  // current stream and may still run: later kernels on that stream and synchronous
+  // copies to the host see the result, and stats() counts the launch only.
   void all_reduce_sum(torch::Tensor& t);
   // Copies root's `t` to every rank, in place.
   virtual void broadcast(torch::Tensor& t, int root) = 0;

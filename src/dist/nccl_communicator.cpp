@@ -30,6 +30,10 @@ ncclDataType_t nccl_type(const torch::Tensor& t) {
     case torch::kFloat64: return ncclDouble;  // the trainer's step buffer
     case torch::kInt64: return ncclInt64;
     case torch::kInt32: return ncclInt32;
+    // Half-precision buffers (a bf16 / fp16 run's tensors) reduce as themselves, not
+    // as bytes: a sum of bytes would be garbage.
+    case torch::kBFloat16: return ncclBfloat16;
+    case torch::kFloat16: return ncclFloat16;
     default: BORA_THROW(DistError, "NCCL communicator: unsupported dtype ", c10::toString(t.scalar_type()));
   }
 }
@@ -78,7 +82,11 @@ void NcclCommunicator::all_reduce_sum_impl(torch::Tensor& t) {
   check_nccl(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), ncclSum, nccl_,
                            stream),
              "ncclAllReduce");
-  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize after ncclAllReduce");
+  // No cudaStreamSynchronize: the reduction is queued on the current stream, so every
+  // later kernel on it (the optimizer step) and every copy to the host (the step's
+  // scalars, read with a synchronous .cpu()) is ordered after it. Waiting here would
+  // only stall the host that could be queuing the next kernels; the price is that
+  // stats().all_reduce_seconds counts the launch, the wait shows where the host reads.
 }
 
 void NcclCommunicator::broadcast(torch::Tensor& t, int root) {

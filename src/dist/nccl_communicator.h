@@ -5,9 +5,9 @@
 // ncclUniqueId, MPI broadcasts its 128 bytes, every rank calls ncclCommInitRank on
 // its own GPU (World::select_device made cuda:local_rank the current device).
 //
-//   all_reduce_sum   CUDA tensors: ncclAllReduce (sum) on the current CUDA stream,
-//                    then waits for that stream (the trainer reads the logging
-//                    scalars at once anyway); CPU tensors: the wrapped MPI path.
+//   all_reduce_sum   CUDA tensors: ncclAllReduce (sum) queued on the current CUDA
+//                    stream, without waiting (stream order suffices: see the .cpp);
+//                    fp32, fp64, bf16, fp16, int32, int64. CPU tensors: MPI.
 //   broadcast        CUDA tensors: ncclBroadcast; CPU tensors: MPI.
 //   bytes, barrier, scalars: MPI (small host-side metadata, never on the step path).
 //

@@ -119,7 +119,20 @@ std::unique_ptr<Communicator> make_communicator(World& world, torch::Device devi
   if (!world.uses_mpi()) return std::make_unique<LocalCommunicator>();
   if (device.is_cuda()) {
 #if BORA_HAVE_NCCL
-    return std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, device);
+    // NCCL refuses two ranks on one GPU ("Duplicate GPU detected"): when any node
+    // has more ranks than GPUs, or BORA_COMM=mpi asks for it, every rank stages
+    // through host memory over MPI instead. Decided over the whole world, so that
+    // all ranks pick the same backend.
+    const char* env = std::getenv("BORA_COMM");
+    const std::string choice = env ? env : "";
+    BORA_CHECK(choice.empty() || choice == "nccl" || choice == "mpi", ConfigError,
+               "BORA_COMM must be nccl or mpi, got '", choice, "'");
+    const bool shared = world.local_size() > static_cast<int>(torch::cuda::device_count());
+    const bool staged = world.comm().all_reduce_scalar(shared || choice == "mpi" ? 1.0 : 0.0, "max") > 0;
+    if (!staged) return std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, device);
+    if (world.rank() == 0)
+      BORA_WARN(choice == "mpi" ? "BORA_COMM=mpi" : "ranks share a GPU (NCCL needs one GPU per rank)",
+                ": Theta's all-reduce is staged through host memory over MPI");
 #else
     if (world.rank() == 0)
       BORA_WARN("CUDA tensors but bora was built without NCCL: Theta's all-reduce is staged through host memory "

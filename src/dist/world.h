@@ -64,7 +64,8 @@ class World {
 //   a world of one          LocalCommunicator (every collective is the identity)
 //   CPU                     MpiCommunicator over MPI_COMM_WORLD
 //   CUDA, BORA_HAVE_NCCL    NcclCommunicator (NCCL for CUDA tensors, MPI for bytes)
-//   CUDA without NCCL       MpiCommunicator staging through host memory (warns)
+//   CUDA without NCCL, or ranks sharing a GPU, or BORA_COMM=mpi
+//                           MpiCommunicator staging through host memory (warns)
 // Every rank must call it with the same kind of device.
 std::unique_ptr<Communicator> make_communicator(World& world, torch::Device device);
 

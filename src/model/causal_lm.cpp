@@ -1,5 +1,7 @@
 #include "model/causal_lm.h"
 
+#include <torch/nn/functional/loss.h>
+
 #include "core/error.h"
 #include "core/json.h"
 #include "model/hf_checkpoint.h"
@@ -36,21 +38,35 @@ void CausalLM::set_trainable(bool trainable) {
 torch::Device CausalLM::device() const { return parameters().front().device(); }
 torch::ScalarType CausalLM::dtype() const { return parameters().front().scalar_type(); }
 
+TargetPositions TargetPositions::from_mask(const torch::Tensor& target_mask) {
+  // Column 0 has no predecessor to predict it: it is never a target.
+  torch::Tensor nz = target_mask.to(torch::kBool).slice(1, 1).nonzero();  // [N, 2], row-major order
+  TargetPositions t;
+  t.flat = nz.select(1, 0) * target_mask.size(1) + nz.select(1, 1) + 1;
+  return t;
+}
+
+torch::Tensor target_nll(CausalLM& model, const torch::Tensor& ids, const torch::Tensor& attention_mask,
+                         const TargetPositions& targets, const LinearAdapter* adapter) {
+  const int64_t B = ids.size(0), S = ids.size(1);
+  torch::Tensor h = model.hidden(ids, attention_mask, adapter, targets.padding);
+  // Position t - 1 predicts token t: the rows of the predicting positions, then the
+  // head on those rows only.
+  torch::Tensor rows = h.reshape({B * S, h.size(-1)}).index_select(0, targets.flat - 1);  // [N, H]
+  torch::Tensor logits = model.lm_head(rows).to(torch::kFloat32);                        // [N, V]
+  torch::Tensor want = ids.reshape({B * S}).index_select(0, targets.flat);
+  namespace F = torch::nn::functional;
+  torch::Tensor nll = F::cross_entropy(logits, want, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+  // Back to [B, S]: index_copy writes each (distinct) position once, so it is
+  // deterministic on every device, and so is its backward (an index_select).
+  return torch::zeros({B * S}, nll.options()).index_copy(0, targets.flat, nll).view({B, S});
+}
+
 torch::Tensor target_nll(CausalLM& model, const torch::Tensor& ids, const torch::Tensor& attention_mask,
                          const torch::Tensor& target_mask, const LinearAdapter* adapter) {
-  const int64_t B = ids.size(0), S = ids.size(1);
   BORA_CHECK(target_mask.sizes() == ids.sizes(), InternalError, "target_mask ", target_mask.sizes(),
              " must match ids ", ids.sizes());
-  torch::Tensor h = model.hidden(ids, attention_mask, adapter);
-  // Position t - 1 predicts token t: pair hidden[:, :-1] with targets[:, 1:].
-  torch::Tensor tm = target_mask.slice(1, 1).to(torch::kBool);
-  torch::Tensor rows = h.slice(1, 0, S - 1).index({tm});  // [N, H], targets only
-  torch::Tensor logits = model.lm_head(rows).to(torch::kFloat32);
-  torch::Tensor targets = ids.slice(1, 1).index({tm});
-  torch::Tensor nll = -torch::log_softmax(logits, -1).gather(1, targets.unsqueeze(1)).squeeze(1);
-  torch::Tensor where = torch::zeros({B, S}, tm.options());
-  where.slice(1, 1).copy_(tm);
-  return torch::zeros({B, S}, nll.options()).index_put({where}, nll);
+  return target_nll(model, ids, attention_mask, TargetPositions::from_mask(target_mask), adapter);
 }
 
 std::shared_ptr<CausalLM> load_causal_lm(const std::string& dir, const LoadOptions& options) {

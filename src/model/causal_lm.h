@@ -45,6 +45,24 @@ class LinearAdapter {
                          torch::Tensor* v) const;
 };
 
+// What the caller knows about a batch's padding. Right: every row's real tokens come
+// first (or there is no padding), so causality alone hides the padding and the
+// attention needs no mask. Unknown: the model finds out from attention_mask, which
+// reads a device tensor (a host synchronisation on CUDA): callers that build their
+// batches (BatchBuilder) know the layout and say Right.
+enum class Padding { Unknown, Right };
+
+// The loss targets of a [B, S] batch as flat positions b * S + t (t >= 1: position
+// t - 1 predicts token t), ascending. Computed on the host by whoever lays the batch
+// out, so that the forward never asks the device where the targets are.
+struct TargetPositions {
+  torch::Tensor flat;                // int64 [N], on the model's device
+  Padding padding = Padding::Unknown;
+  // From a bool/0-1 target_mask [B, S] (any device). A nonzero() of the mask: a host
+  // synchronisation on CUDA, for tests and tools, not for the training step.
+  static TargetPositions from_mask(const torch::Tensor& target_mask);
+};
+
 // Shapes of the base model that adapters and exporters need.
 struct ModelShape {
   std::string model_type;  // "opt"
@@ -60,7 +78,7 @@ class CausalLM : public torch::nn::Module {
   virtual const ModelShape& shape() const = 0;
   // Final hidden states [B, S, H] (before the LM head).
   virtual torch::Tensor hidden(const torch::Tensor& ids, const torch::Tensor& attention_mask,
-                               const LinearAdapter* adapter = nullptr) = 0;
+                               const LinearAdapter* adapter = nullptr, Padding padding = Padding::Unknown) = 0;
   // Logits for hidden states of any leading shape: [..., H] -> [..., V].
   virtual torch::Tensor lm_head(const torch::Tensor& hidden) = 0;
   // The frozen weight [out, in] and bias [out] (may be undefined) of a site's linear layer.
@@ -83,9 +101,14 @@ class CausalLM : public torch::nn::Module {
   torch::ScalarType dtype() const;
 };
 
-// Per-token negative log-likelihood [B, S] (float32), zero where target_mask is
-// false. The LM head runs on target positions only, so padding and prompt tokens
-// cost nothing and never count.
+// Per-token negative log-likelihood [B, S] (float32), zero off the targets. A fused
+// cross-entropy: the target positions' hidden states are selected first and only
+// they go through the LM head (a [N, V] matrix instead of [B, S, V]: padding and
+// prompt tokens cost nothing and never count), then log-softmax and the target's
+// pick in float32 whatever the base's dtype. Reads no device tensor on the host.
+torch::Tensor target_nll(CausalLM& model, const torch::Tensor& ids, const torch::Tensor& attention_mask,
+                         const TargetPositions& targets, const LinearAdapter* adapter = nullptr);
+// The same with the targets as a mask [B, S] (true = loss target): see from_mask.
 torch::Tensor target_nll(CausalLM& model, const torch::Tensor& ids,
                          const torch::Tensor& attention_mask, const torch::Tensor& target_mask,
                          const LinearAdapter* adapter = nullptr);

@@ -128,7 +128,8 @@ OptForCausalLM::OptForCausalLM(const OptConfig& config, const torch::TensorOptio
   }
 }
 
-torch::Tensor opt_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
+torch::Tensor opt_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype, Padding padding) {
+  if (padding == Padding::Right) return {};
   torch::Tensor m = attention_mask.to(torch::kBool);
   const int64_t S = m.size(1);
   // Right-padded (or unpadded) batches: the mask is non-increasing along each row.
@@ -145,7 +146,7 @@ torch::Tensor opt_attention_mask(const torch::Tensor& attention_mask, torch::Sca
 }
 
 torch::Tensor OptForCausalLM::hidden(const torch::Tensor& ids, const torch::Tensor& attention_mask,
-                                     const LinearAdapter* adapter) {
+                                     const LinearAdapter* adapter, Padding padding) {
   BORA_CHECK(ids.dim() == 2 && attention_mask.sizes() == ids.sizes(), InternalError,
              "hidden(): ids ", ids.sizes(), " and attention_mask ", attention_mask.sizes(),
              " must both be [batch, seq]");
@@ -158,7 +159,7 @@ torch::Tensor OptForCausalLM::hidden(const torch::Tensor& ids, const torch::Tens
   // Position ids from the mask: real tokens count 0, 1, 2, ... whatever the padding.
   torch::Tensor positions = (mask.cumsum(1) * mask - 1) + 2;
   x = x + dec->embed_positions->forward(positions);
-  torch::Tensor attn_mask = opt_attention_mask(attention_mask, x.scalar_type());
+  torch::Tensor attn_mask = opt_attention_mask(attention_mask, x.scalar_type(), padding);
   for (size_t i = 0; i < dec->layers.size(); ++i)
     x = dec->layers[i]->forward(x, attn_mask, static_cast<int>(i), adapter);
   if (!dec->final_layer_norm.is_empty()) x = dec->final_layer_norm->forward(x);

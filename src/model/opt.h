@@ -67,7 +67,7 @@ class OptForCausalLM : public CausalLM {
   const ModelShape& shape() const override { return shape_; }
   const OptConfig& config() const { return config_; }
   torch::Tensor hidden(const torch::Tensor& ids, const torch::Tensor& attention_mask,
-                       const LinearAdapter* adapter = nullptr) override;
+                       const LinearAdapter* adapter = nullptr, Padding padding = Padding::Unknown) override;
   torch::Tensor lm_head(const torch::Tensor& hidden) override;
   torch::Tensor site_weight(int layer, Site site) const override;
   torch::Tensor site_bias(int layer, Site site) const override;
@@ -97,6 +97,8 @@ class OptForCausalLM : public CausalLM {
 // and key j is real), -inf elsewhere; the diagonal is always open so that padding
 // rows stay finite (their outputs are never used). Undefined when the batch is
 // right-padded or unpadded: causality alone is then exact for every real token.
-torch::Tensor opt_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);
+// Padding::Right says so without looking (looking reads the mask on the host).
+torch::Tensor opt_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype,
+                                 Padding padding = Padding::Unknown);
 
 }  // namespace bora

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/main.h"
 #include "core/options.h"
+#include "dist/device_memory.h"
 #include "dist/world.h"
 #include "train/trainer.h"
 
@@ -81,6 +82,9 @@ int main(int argc, char** argv) {
                   bora::format_double(config.bora.tau), " into ", config.run_dir);
     }
     bora::Trainer trainer(config, table.to_ini(), *comm);
-    return trainer.run() ? bora::kExitOk : bora::kExitPreempted;
+    const bool finished = trainer.run();
+    // Every rank's own GPU (the caching allocator's peak, as torch.cuda.max_memory_allocated).
+    if (device.is_cuda()) BORA_INFO(bora::describe_device_memory(device));
+    return finished ? bora::kExitOk : bora::kExitPreempted;
   }, bora::World::abort_job);
 }

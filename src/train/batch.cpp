@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "model/staging.h"
 
 namespace bora {
 
@@ -15,13 +16,14 @@ MicroBatch BatchBuilder::build(const std::vector<RowRef>& rows, Split split) {
     if (drop_prompt_) len -= reader_.prompt_len(r.task, split, r.index) - 1;
     S = std::max(S, len);
   }
-  // Built on the CPU in int64 (what embedding lookups take), then moved once.
-  torch::Tensor ids = torch::full({B, S}, pad_id_, torch::kLong);
-  torch::Tensor mask = torch::zeros({B, S}, torch::kLong);
-  torch::Tensor targets = torch::zeros({B, S}, torch::kBool);
+  // Built on the host in int64 (what embedding lookups take), pinned when the
+  // device is CUDA, then moved once without waiting.
+  const auto host = staging_options(device_, torch::kLong);
+  torch::Tensor ids = torch::full({B, S}, pad_id_, host);
+  torch::Tensor mask = torch::zeros({B, S}, host);
   auto ids_a = ids.accessor<int64_t, 2>();
   auto mask_a = mask.accessor<int64_t, 2>();
-  auto tgt_a = targets.accessor<bool, 2>();
+  std::vector<int64_t> flat;  // b * S + j of every target, ascending
   MicroBatch mb;
   mb.bank_rows.reserve(rows.size());
   for (int64_t b = 0; b < B; ++b) {
@@ -35,15 +37,20 @@ MicroBatch BatchBuilder::build(const std::vector<RowRef>& rows, Split split) {
     for (int64_t j = 0; j < len; ++j) {
       ids_a[b][j] = seq_.tokens[static_cast<size_t>(j)];
       mask_a[b][j] = 1;
-      tgt_a[b][j] = j >= seq_.prompt_len;
     }
+    // Token 0 has no predecessor to predict it: it is never a target.
+    for (int64_t j = std::max<int64_t>(1, seq_.prompt_len); j < len; ++j) flat.push_back(b * S + j);
     mb.bank_rows.push_back(r.bank_row);
     mb.targets_per_row.push_back(seq_.num_targets());
     mb.target_tokens += seq_.num_targets();
   }
-  mb.ids = ids.to(device_);
-  mb.attention_mask = mask.to(device_);
-  mb.target_mask = targets.to(device_);
+  torch::Tensor positions = torch::empty({static_cast<int64_t>(flat.size())}, host);
+  std::copy(flat.begin(), flat.end(), positions.data_ptr<int64_t>());
+  const bool async = device_.is_cuda();  // non_blocking is meaningless (and harmless) on the CPU
+  mb.ids = ids.to(device_, async);
+  mb.attention_mask = mask.to(device_, async);
+  mb.targets.flat = positions.to(device_, async);
+  mb.targets.padding = Padding::Right;  // every row starts at column 0
   return mb;
 }
 

@@ -3,8 +3,13 @@
 // Rows are right-padded (pad id from the model's config) to the longest row of the
 // micro-batch: with right padding, causality alone keeps real tokens from seeing
 // padding, so the attention needs no mask tensor (and can use flash kernels on
-// CUDA). target_mask[b, j] is true exactly for the row's loss targets,
-// j in [prompt_len, length): padding and prompt never count in the loss.
+// CUDA). The loss targets of row b are j in [prompt_len, length): padding and prompt
+// never count. The builder knows this layout, so it hands the model the padding side
+// and the targets' positions computed on the host: the forward then never reads a
+// device tensor to find them (a host synchronisation per micro-batch on CUDA).
+//
+// On CUDA the tensors are built in pinned host memory and copied with non_blocking:
+// the copy is queued on the current stream and the host goes on to the next batch.
 #pragma once
 
 #include <torch/types.h>
@@ -13,6 +18,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "model/causal_lm.h"
 
 namespace bora {
 
@@ -25,8 +31,9 @@ struct RowRef {
 };
 
 struct MicroBatch {
-  torch::Tensor ids, attention_mask, target_mask;  // [B, S]
-  std::vector<int64_t> bank_rows;                  // per row
+  torch::Tensor ids, attention_mask;  // [B, S], on the device
+  TargetPositions targets;            // flat target positions (Padding::Right), on the device
+  std::vector<int64_t> bank_rows;     // per row
   std::vector<int64_t> targets_per_row;
   int64_t target_tokens = 0;
 };

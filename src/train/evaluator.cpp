@@ -50,7 +50,7 @@ std::vector<TaskEval> Evaluator::run(const AdapterBank* bank, Split split) {
     MicroBatch mb = builder.build(chunk, split);
     std::unique_ptr<LinearAdapter> adapter;
     if (bank) adapter = bank->bind(mb.bank_rows, /*training=*/false);
-    torch::Tensor nll = target_nll(model_, mb.ids, mb.attention_mask, mb.target_mask, adapter.get());
+    torch::Tensor nll = target_nll(model_, mb.ids, mb.attention_mask, mb.targets, adapter.get());
     torch::Tensor per_row = nll.to(torch::kFloat64).sum(1).cpu();
     auto a = per_row.accessor<double, 1>();
     for (size_t b = 0; b < chunk.size(); ++b) {

@@ -98,7 +98,7 @@ PretrainResult pretrain(const PretrainConfig& c) {
     double nll_sum = 0;
     for (const auto& chunk : chunk_rows(rows, c.micro_batch)) {
       MicroBatch mb = builder.build(chunk, Split::Train);
-      torch::Tensor nll = target_nll(*model, mb.ids, mb.attention_mask, mb.target_mask).sum();
+      torch::Tensor nll = target_nll(*model, mb.ids, mb.attention_mask, mb.targets).sum();
       (nll / double(targets)).backward();
       nll_sum += nll.item<double>();
     }

@@ -19,7 +19,9 @@ void TrainConfig::declare(OptionTable& t) {
         "an adapter folder (PEFT or bora format) that Theta and every task start from instead of the preset's "
         "initialisation; it must fit the adapter_* options (docs/adapters.md)");
   t.add_choice("device", &device, {"auto", "cpu", "cuda"}, "where the model runs (auto: cuda when available)");
-  t.add_choice("dtype", &dtype, {"float32", "bfloat16"}, "compute dtype of the frozen base (adapters stay float32)");
+  t.add_choice("dtype", &dtype, {"float32", "bfloat16", "float16"},
+               "compute dtype of the frozen base; adapters, Theta, gradients, AdamW state and the loss stay "
+               "float32 (float16: CUDA only; docs/architecture.md, \"Precision\")");
   t.add("threads", &threads, "intra-op threads per rank (0 = cores / ranks on the node)");
   t.add_choice("sampler", &sampler, {"global", "balanced"},
                "global: one minibatch drawn from all tasks, the same for any number of ranks; "

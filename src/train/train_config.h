@@ -25,7 +25,7 @@ struct TrainConfig {
   std::vector<std::string> tasks;  // empty = every task of the dataset
   int64_t seed = 42;
   std::string device = "auto";     // auto | cpu | cuda
-  std::string dtype = "float32";   // compute dtype of the frozen base: float32 | bfloat16
+  std::string dtype = "float32";   // compute dtype of the frozen base: float32 | bfloat16 | float16 (CUDA)
   int threads = 0;                 // intra-op threads per rank; 0 = cores / ranks on the node
   std::string sampler = "global";  // global | balanced (results then depend on the partition)
 

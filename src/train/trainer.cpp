@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/cuda.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <set>
 
@@ -22,6 +24,7 @@
 #include "core/progress.h"
 #include "dist/partition.h"
 #include "model/safetensors.h"
+#include "model/staging.h"
 #include "model/tokenizer.h"
 
 namespace bora {
@@ -48,6 +51,13 @@ std::vector<double> gather_task_values(Communicator& comm, const std::vector<int
   return all;
 }
 
+// CPU seconds of this process, all threads together (user + system).
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 torch::Device pick_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
   if (name == "cuda") {
@@ -57,9 +67,24 @@ torch::Device pick_device(const std::string& name) {
   return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
 
-// Scalars after Theta's part of the step's all-reduce buffer: likelihood, prior,
-// NLL sum, target tokens, squared row-gradient norm, sequences, stop, checkpoint-time.
-constexpr int64_t kScalars = 8;
+// The scalars after the head (|Theta| elements) of the step's all-reduce buffer, in
+// float64; each is summed over ranks, so the flags are counts (> 0: some rank raised
+// it). The first six are accumulated on the device during the step, the last four
+// are known on the host; each group is contiguous, so that the host's four travel in
+// one copy.
+enum StepScalar : int64_t {
+  kLikelihood,     // sum_d w_d NLL_d over this rank's tasks
+  kNllSum,         // sum of the target tokens' NLLs
+  kBadLossRows,    // rows whose NLL is not finite
+  kPrior,          // R over this rank's tasks
+  kBadPrior,       // 1 when that R is not finite
+  kRowsGradSq,     // ||gradient of the rows||^2 (grad_clip only)
+  kTokens,         // target tokens
+  kSequences,
+  kStop,           // some rank got SIGTERM/SIGUSR1
+  kCheckpointDue,  // rank 0's clock says checkpoint_minutes have passed
+  kStepScalars
+};
 
 // Per-task evaluation sums for checkpoints (the summary is recomputed on load).
 OrderedJson eval_sums_json(const EvalSummary& s) {
@@ -135,7 +160,11 @@ void Trainer::setup_tasks() {
 void Trainer::setup_model_and_data() {
   const torch::Device device = pick_device(cfg_.device);
   LoadOptions lo;
-  lo.dtype = cfg_.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
+  // float16 on the CPU: few CPU kernels have fast (or any) half paths, and its 5-bit
+  // exponent is what loss scaling exists for on GPUs; bfloat16 is the CPU's half.
+  BORA_CHECK(cfg_.dtype != "float16" || device.is_cuda(), ConfigError,
+             "dtype = float16 needs a CUDA device (this run is on ", device.str(), "); use dtype = bfloat16 on the CPU");
+  lo.dtype = cfg_.dtype == "bfloat16" ? torch::kBFloat16 : cfg_.dtype == "float16" ? torch::kFloat16 : torch::kFloat32;
   lo.device = device;
   Stopwatch watch;
   model_ = load_causal_lm(cfg_.model, lo);
@@ -256,21 +285,33 @@ StepStats Trainer::step() {
     if (std::sscanf(f, "%d:%lld", &rank, &at) == 2 && rank == comm_.rank() && at == step_ + 1)
       BORA_THROW(InternalError, "injected failure at step ", at, " (BORA_TEST_FAIL_AT=", f, ")");
   }
+  // No host synchronisation until the step's scalars are read, once, after its
+  // all-reduce: the losses, sums and non-finite flags are accumulated on the device
+  // straight into the all-reduce buffer, batches are copied without waiting, and
+  // the model is told the padding side and target positions (batch.h). On CUDA the
+  // host thus runs ahead queuing kernels, and the times below are the host's.
   StepStats st;
+  const double cpu0 = process_cpu_seconds();
   Stopwatch total, watch;
   const bool unified = cfg_.bora.unified();
   const bool mean_update = !unified && cfg_.bora.theta_update == "mean";
-  std::vector<RowRef> rows = local_rows(step_);
+  const torch::Device device = model_->device();
+  const std::vector<RowRef> rows = local_rows(step_);
 
   // Target tokens of each local task in the global minibatch: NLL_d's denominator.
   std::vector<int64_t> task_tokens(local_.size(), 0);
   for (const auto& r : rows)
     task_tokens[static_cast<size_t>(r.slot)] +=
         reader_->length(r.task, Split::Train, r.index) - reader_->prompt_len(r.task, Split::Train, r.index);
+  const int64_t P = bank_->row_size();
+  torch::Tensor buffer = torch::zeros({P + kStepScalars}, torch::TensorOptions(torch::kFloat64).device(device));
+  torch::Tensor head = buffer.narrow(0, 0, P);
+  auto scalars = [&](int64_t first, int64_t n) { return buffer.narrow(0, P + first, n); };
+  const std::vector<std::vector<RowRef>> chunks = pack_by_task(rows, cfg_.micro_batch);
+  std::vector<torch::Tensor> chunk_nll;  // per-row NLL sums, read only to name a non-finite task
   st.data_s += watch.seconds();
 
-  double lik_local = 0, nll_local = 0, tokens_local = 0;
-  for (const auto& chunk : pack_by_task(rows, cfg_.micro_batch)) {
+  for (const auto& chunk : chunks) {
     watch.reset();
     MicroBatch mb = builder_->build(chunk, Split::Train);
     std::vector<float> w(chunk.size());
@@ -278,117 +319,143 @@ StepStats Trainer::step() {
       const auto slot = static_cast<size_t>(chunk[b].slot);
       w[b] = static_cast<float>(weight_[static_cast<size_t>(local_[slot])] / double(std::max<int64_t>(1, task_tokens[slot])));
     }
-    torch::Tensor row_weight = torch::tensor(w).to(model_->device());
+    torch::Tensor row_weight = to_device_async(torch::tensor(w), device);
     st.data_s += watch.seconds();
 
     watch.reset();
     auto adapter = bank_->bind(mb.bank_rows, /*training=*/true);
-    torch::Tensor per_row = target_nll(*model_, mb.ids, mb.attention_mask, mb.target_mask, adapter.get()).sum(1);
+    torch::Tensor per_row = target_nll(*model_, mb.ids, mb.attention_mask, mb.targets, adapter.get()).sum(1);
     torch::Tensor loss = (per_row * row_weight).sum();
-    const double lv = loss.item<double>();
-    if (!std::isfinite(lv)) {
-      torch::Tensor bad = torch::isfinite(per_row).logical_not().cpu();
-      std::string task = "?";
-      for (size_t b = 0; b < chunk.size(); ++b)
-        if (bad[static_cast<int64_t>(b)].item<bool>()) {
-          task = task_names_[static_cast<size_t>(local_[static_cast<size_t>(chunk[b].slot)])];
-          break;
-        }
-      BORA_THROW(NumericError, "non-finite loss at step ", step_ + 1, " in task '", task,
-                 "' (last good checkpoint: ", last_checkpoint_.empty() ? "none" : last_checkpoint_, ")");
-    }
     backward(loss);
-    lik_local += lv;
-    nll_local += per_row.sum().item<double>();
-    tokens_local += double(mb.target_tokens);
+    {
+      // [likelihood, NLL sum, non-finite rows] += this micro-batch's, in float64 (a
+      // float32 value widened exactly, then summed as a host double would be).
+      torch::NoGradGuard no_grad;
+      const torch::Tensor nll = per_row.detach();
+      scalars(kLikelihood, 3).add_(
+          torch::stack({loss.detach(), nll.sum(), torch::isfinite(nll).logical_not().sum().to(torch::kFloat32)})
+              .to(torch::kFloat64));
+      chunk_nll.push_back(nll);
+    }
     st.sequences += static_cast<int64_t>(chunk.size());
     st.compute_s += watch.seconds();
   }
 
   // The prior over this rank's tasks, in closed form.
   watch.reset();
-  const int64_t P = bank_->row_size();
   torch::NoGradGuard no_grad;
-  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(model_->device());
-  torch::Tensor buffer = torch::zeros({P + kScalars}, f64);
-  torch::Tensor head = buffer.narrow(0, 0, P);
-  double prior_local = 0;
   if (!unified && cfg_.bora.tau > 0) {
     PriorTerms terms = prior_terms(prior_kind_, cfg_.bora.tau, bank_->rows(), theta_, bank_->layout());
     bank_->grad_rows().add_(terms.grad_rows);
-    prior_local = terms.value;
+    scalars(kPrior, 2).copy_(torch::stack({terms.value, torch::isfinite(terms.value).logical_not().to(torch::kFloat64)}));
     if (!mean_update) head.copy_(terms.grad_theta);
   }
-  if (!std::isfinite(prior_local))
-    BORA_THROW(NumericError, "non-finite prior at step ", step_ + 1, " (tau = ", cfg_.bora.tau,
-               "; last good checkpoint: ", last_checkpoint_.empty() ? "none" : last_checkpoint_, ")");
   if (unified) head.copy_(bank_->grad_rows()[0]);
-  const double rows_sq = cfg_.grad_clip > 0 && !unified ? bank_->grad_rows().to(torch::kFloat64).pow(2).sum().item<double>() : 0;
+  if (cfg_.grad_clip > 0 && !unified) scalars(kRowsGradSq, 1).copy_(bank_->grad_rows().to(torch::kFloat64).pow(2).sum());
   st.local_sequences = st.sequences;  // before the all-reduce replaces it by the global count
   // The stop and checkpoint-time flags ride in the same all-reduce: every rank
   // learns that some rank got a signal (or that rank 0's clock says it is time)
   // at the same step, without a collective of their own.
+  int64_t tokens_local = 0;
+  for (int64_t n : task_tokens) tokens_local += n;
   const bool time_due = comm_.rank() == 0 && checkpointer_->due_by_time();
-  const std::vector<double> scalars = {lik_local, prior_local, nll_local, tokens_local, rows_sq, double(st.sequences),
-                                       stop_requested() ? 1.0 : 0.0, time_due ? 1.0 : 0.0};
-  buffer.narrow(0, P, kScalars).copy_(torch::tensor(scalars, torch::kFloat64));
+  const double known[] = {double(tokens_local), double(st.sequences), stop_requested() ? 1.0 : 0.0, time_due ? 1.0 : 0.0};
+  static_assert(sizeof known / sizeof known[0] == kStepScalars - kTokens, "the host's scalars end the buffer");
+  torch::Tensor host = torch::empty({kStepScalars - kTokens}, staging_options(device, torch::kFloat64));
+  std::memcpy(host.data_ptr<double>(), known, sizeof known);
+  scalars(kTokens, kStepScalars - kTokens).copy_(host, /*non_blocking=*/device.is_cuda());
   st.compute_s += watch.seconds();
 
-  // THE all-reduce of the step (mean mode reduces after the rows' update instead).
-  auto read_scalars = [&] {
-    torch::Tensor s = buffer.narrow(0, P, kScalars).cpu();
-    auto a = s.accessor<double, 1>();
-    st.loss = a[0] + a[1];
-    st.prior = a[1];
-    st.nll = a[3] > 0 ? a[2] / a[3] : NAN;
-    st.tokens = static_cast<int64_t>(a[3]);
-    st.sequences = static_cast<int64_t>(a[5]);
-    st.stop = a[6] > 0;
-    st.checkpoint_due = a[7] > 0;
-    return a[4];
-  };
-  double global_rows_sq = 0;
-  if (!mean_update) {
+  // THE all-reduce of the step (mean mode reduces after the rows' update instead),
+  // then the one read of the step's scalars, and the verdict on non-finite values
+  // before the state they spoil can reach a checkpoint.
+  std::vector<double> a;
+  auto reduce_and_read = [&] {
     watch.reset();
     comm_.all_reduce_sum(buffer);
+    torch::Tensor s = scalars(0, kStepScalars).cpu();
     st.allreduce_s += watch.seconds();
-    global_rows_sq = read_scalars();
+    a.assign(s.data_ptr<double>(), s.data_ptr<double>() + kStepScalars);
+    st.loss = a[kLikelihood] + a[kPrior];
+    st.prior = a[kPrior];
+    st.nll = a[kTokens] > 0 ? a[kNllSum] / a[kTokens] : NAN;
+    st.tokens = static_cast<int64_t>(a[kTokens]);
+    st.sequences = static_cast<int64_t>(a[kSequences]);
+    st.stop = a[kStop] > 0;
+    st.checkpoint_due = a[kCheckpointDue] > 0;
+    if (a[kBadLossRows] > 0) throw_non_finite_loss(chunks, chunk_nll);
+    BORA_CHECK(a[kBadPrior] == 0, NumericError, "non-finite prior at step ", step_ + 1, " (tau = ", cfg_.bora.tau,
+               "; last good checkpoint: ", last_checkpoint_.empty() ? "none" : last_checkpoint_, ")");
+  };
+  // The global ||rows' gradient||^2 before the all-reduce is read (grad_clip): in
+  // mean mode the buffer is reduced after the step, so it takes a scalar collective.
+  const double mean_rows_sq = cfg_.grad_clip > 0 && mean_update
+                                  ? comm_.all_reduce_scalar(scalars(kRowsGradSq, 1).item<double>(), "sum") : 0;
+  if (!mean_update) {
+    reduce_and_read();
     if (unified) bank_->grad_rows()[0].copy_(head);
   }
 
   watch.reset();
   st.lr = cfg_.lr_at(step_, total_steps_);
   torch::Tensor theta_grad = theta_opt_ ? head.to(torch::kFloat32) : torch::Tensor();
-  if (cfg_.grad_clip > 0) {
-    double sq = unified ? bank_->grad_rows().to(torch::kFloat64).pow(2).sum().item<double>() : global_rows_sq;
-    if (mean_update) sq = comm_.all_reduce_scalar(rows_sq, "sum");  // a second, scalar collective
-    if (theta_grad.defined()) sq += theta_grad.to(torch::kFloat64).pow(2).sum().item<double>();
-    const double norm = std::sqrt(sq);
-    if (norm > cfg_.grad_clip) {
-      const double f = cfg_.grad_clip / (norm + 1e-6);
-      bank_->grad_rows().mul_(f);
-      if (theta_grad.defined()) theta_grad.mul_(f);
-    }
-  }
+  if (cfg_.grad_clip > 0) clip_gradients(unified ? bank_->grad_rows().to(torch::kFloat64).pow(2).sum()
+                                                 : mean_update ? torch::full({}, mean_rows_sq, buffer.options())
+                                                               : scalars(kRowsGradSq, 1)[0],
+                                         theta_grad);
   rows_opt_->step(bank_->grad_rows(), st.lr);
   if (theta_opt_) theta_opt_->step(theta_grad, st.lr);
   bank_->zero_grad();
   st.optimizer_s += watch.seconds();
   if (mean_update) {
     // Theta <- the mean of all theta_d, after the step: sum over local rows, reduce.
-    watch.reset();
     head.copy_(bank_->rows().to(torch::kFloat64).sum(0));
-    comm_.all_reduce_sum(buffer);
-    st.allreduce_s += watch.seconds();
-    read_scalars();
+    reduce_and_read();
     theta_.copy_(head / double(num_tasks()));
   }
   ++step_;
   if (cfg_.replica_check_every > 0 && step_ % cfg_.replica_check_every == 0 && comm_.size() > 1) check_replicas();
   st.step = step_;
   st.seconds = total.seconds();
+  st.cpu_s = process_cpu_seconds() - cpu0;
   train_tokens_ += st.tokens;
   return st;
+}
+
+void Trainer::clip_gradients(const torch::Tensor& rows_sq, torch::Tensor& theta_grad) {
+  // The factor clip / (norm + 1e-6) when the norm exceeds grad_clip, else exactly 1,
+  // decided on the device: multiplying by 1 changes no bit, and no host read.
+  torch::Tensor sq = rows_sq;
+  if (theta_grad.defined()) sq = sq + theta_grad.to(torch::kFloat64).pow(2).sum();
+  const torch::Tensor norm = sq.sqrt();
+  const torch::Tensor clip = torch::full({}, cfg_.grad_clip, norm.options());
+  const torch::Tensor f = torch::where(norm > clip, clip / (norm + 1e-6), torch::ones_like(norm)).to(torch::kFloat32);
+  bank_->grad_rows().mul_(f);
+  if (theta_grad.defined()) theta_grad.mul_(f);
+}
+
+void Trainer::throw_non_finite_loss(const std::vector<std::vector<RowRef>>& chunks,
+                                    const std::vector<torch::Tensor>& chunk_nll) {
+  // Every rank knows from the all-reduced count that some row is not finite; the
+  // ranks that own one name their first such task, and all of them throw the same
+  // line, naming the first task in rank order (a collective on the failure path only).
+  std::string mine;
+  for (size_t c = 0; c < chunks.size() && mine.empty(); ++c) {
+    torch::Tensor bad = torch::isfinite(chunk_nll[c]).logical_not().cpu();
+    for (size_t b = 0; b < chunks[c].size(); ++b)
+      if (bad[static_cast<int64_t>(b)].item<bool>()) {
+        mine = task_names_[static_cast<size_t>(local_[static_cast<size_t>(chunks[c][b].slot)])];
+        break;
+      }
+  }
+  std::string task = "?";
+  for (const std::string& name : comm_.all_gather_bytes(mine))
+    if (!name.empty()) {
+      task = name;
+      break;
+    }
+  BORA_THROW(NumericError, "non-finite loss at step ", step_ + 1, " in task '", task,
+             "' (last good checkpoint: ", last_checkpoint_.empty() ? "none" : last_checkpoint_, ")");
 }
 
 EvalSummary Trainer::evaluate(Split split) {
@@ -404,7 +471,8 @@ void Trainer::log_step(const StepStats& s) {
                    {"tokens", s.tokens},      {"sequences", s.sequences},
                    {"tokens_per_s", tps},     {"step_s", s.seconds},
                    {"compute_s", s.compute_s}, {"allreduce_s", s.allreduce_s},
-                   {"data_s", s.data_s},      {"optimizer_s", s.optimizer_s}};
+                   {"data_s", s.data_s},      {"optimizer_s", s.optimizer_s},
+                   {"cpu_s", s.cpu_s}};
   run_->append_metrics(j);
 }
 
@@ -448,8 +516,16 @@ bool Trainer::run() {
   Progress bar("train", total_steps_, " steps", comm_.rank() == 0);
   bar.set(step_);
   Stopwatch wall;
+  // BORA_PROFILE=<file>: LibTorch's autograd profiler records step BORA_PROFILE_STEP
+  // (1-based, default 2) into <file>, a chrome://tracing JSON (bench/bench_peer.sh reads it).
+  const char* profile_path = std::getenv("BORA_PROFILE");
+  const char* profile_at = std::getenv("BORA_PROFILE_STEP");
+  const int64_t profile_step = profile_at && *profile_at ? std::atoll(profile_at) : 2;
   while (step_ < total_steps_ && !early_.stopped) {
+    std::optional<torch::autograd::profiler::RecordProfile> profile;
+    if (profile_path && *profile_path && step_ + 1 == profile_step) profile.emplace(std::string(profile_path));
     StepStats s = step();
+    profile.reset();
     train_seconds_ += s.seconds;
     if (step_ % cfg_.log_every == 0 || step_ == total_steps_) log_step(s);
     bar.set_note(cat("loss ", s.nll, " nll/tok"));

@@ -7,9 +7,11 @@
 //              micro-batches: forward through the frozen base with the adapter bank,
 //                weighted NLL  sum_d w_d * mean-NLL_d  backward into the bank's rows
 //              prior R over this rank's tasks: closed-form gradients
-//              all-reduce [ Theta's gradient | logging scalars ]          (adam)
+//              all-reduce [ Theta's gradient | the step's scalars ]       (adam)
 //                      or [ the shared adapter's gradient | scalars ]      (tau = inf)
 //                      or [ sum_d theta_d after the step | scalars ]       (mean)
+//              read the scalars (loss, NLL, tokens, non-finite flags, ...) to the
+//                host: the step's only host synchronisation
 //              AdamW on the rows, and on Theta (identically on every rank)
 //
 // Tasks absent from a minibatch still move: R covers all of them every step. Each
@@ -50,6 +52,7 @@ struct StepStats {
   int64_t sequences = 0;
   int64_t local_sequences = 0;  // this rank's part of `sequences` (its sampler share)
   double seconds = 0, data_s = 0, compute_s = 0, allreduce_s = 0, optimizer_s = 0;
+  double cpu_s = 0;           // CPU time of the whole process (all threads) during the step
   // Shared in the step's all-reduce, so that every rank decides alike:
   bool stop = false;          // some rank got SIGTERM/SIGUSR1: checkpoint and exit
   bool checkpoint_due = false;  // rank 0's clock says checkpoint_minutes have passed
@@ -127,6 +130,12 @@ class Trainer {
   void write_results();
   void export_adapters();
   void log_step(const StepStats& s);
+  // Scales the rows' and Theta's gradients to a global norm of at most grad_clip;
+  // rows_sq: the squared norm of the rows' gradient over all ranks (a device scalar).
+  void clip_gradients(const torch::Tensor& rows_sq, torch::Tensor& theta_grad);
+  // The NumericError of a step whose loss is not finite somewhere (collective).
+  [[noreturn]] void throw_non_finite_loss(const std::vector<std::vector<RowRef>>& chunks,
+                                          const std::vector<torch::Tensor>& chunk_nll);
   // DistError unless the replicated state (Theta, or the shared adapter) is
   // bit-identical on every rank.
   void check_replicas();

@@ -1,8 +1,8 @@
 // The trainer's collectives, in-process under mpirun -np 2 (needs --fixture):
-//   * exactly ONE all-reduce per optimizer step, of |Theta| + 6 elements (Theta's
+//   * exactly ONE all-reduce per optimizer step, of |Theta| + 10 elements (Theta's
 //     gradient, the shared adapter's gradient at tau = inf, or sum_d theta_d for
-//     theta_update = mean; plus the step's 6 logging scalars, fused into the same
-//     buffer: see Trainer::step), counted by the communicator;
+//     theta_update = mean; plus the step's 10 scalars, fused into the same buffer:
+//     see Trainer::step), counted by the communicator;
 //   * Theta stays bit-identical on every rank, and a replica that differs is a
 //     DistError on every rank (no hang);
 //   * sampler = balanced: each rank draws its fixed share of every batch from its
@@ -24,10 +24,11 @@ namespace {
 using dist_test::fixture;
 using dist_test::world;
 
-// The scalars fused into the step's all-reduce buffer (loss, prior, NLL, tokens,
-// squared row-gradient norm, sequences, and the stop and checkpoint-time flags):
-// part of the one collective.
-constexpr int64_t kStepScalars = 8;
+// The scalars fused into the step's all-reduce buffer (likelihood, NLL sum, prior,
+// tokens, squared row-gradient norm, sequences; the non-finite-loss and non-finite-
+// prior flags; the stop and checkpoint-time flags): part of the one collective, so
+// that neither the step's logging nor its NaN check costs a collective of its own.
+constexpr int64_t kStepScalars = 10;
 
 TrainConfig config(const std::string& run) {
   TrainConfig c;

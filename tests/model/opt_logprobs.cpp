@@ -2,7 +2,8 @@
 // compare it with transformers' OPTForCausalLM (tests/model/test_hf_opt.py).
 //
 //   opt_logprobs --model DIR --input in.safetensors --output out.safetensors
-//                [--dtype float32|float16|bfloat16] [--max_new_tokens N --stop_id ID]
+//                [--dtype float32|float16|bfloat16] [--device cpu|cuda]
+//                [--max_new_tokens N --stop_id ID]
 //
 // in.safetensors (I64 tensors, written by the test):
 //   ids, attention_mask, target_mask   [B, S]   a padded batch (left or right)
@@ -24,13 +25,14 @@
 
 int main(int argc, char** argv) {
   return bora::guarded_main("opt_logprobs", [&] {
-    std::string model_dir, input, output, dtype = "float32";
+    std::string model_dir, input, output, dtype = "float32", device = "cpu";
     int64_t max_new_tokens = 8, stop_id = -1;
     bora::OptionTable t("opt_logprobs", "bora's log-probs and greedy continuations of a model folder (test tool).");
     t.add("model", &model_dir, "HF model folder");
     t.add("input", &input, "safetensors with ids, attention_mask, target_mask [B, S] and prompt.<k>");
     t.add("output", &output, "safetensors to write: nll, logprobs, generated.<k>");
     t.add_choice("dtype", &dtype, {"float32", "float16", "bfloat16"}, "compute dtype of the loaded model");
+    t.add_choice("device", &device, {"cpu", "cuda"}, "where the model runs (the GPU tests, tests/gpu)");
     t.add("max_new_tokens", &max_new_tokens, "greedy tokens per prompt");
     t.add("stop_id", &stop_id, "stop a continuation after this id (-1 = never)");
     if (!t.parse(argc, argv)) return 0;
@@ -40,15 +42,16 @@ int main(int argc, char** argv) {
     torch::NoGradGuard no_grad;
     bora::LoadOptions lo;
     lo.dtype = dtype == "bfloat16" ? torch::kBFloat16 : dtype == "float16" ? torch::kFloat16 : torch::kFloat32;
+    lo.device = torch::Device(device);
     auto model = bora::load_causal_lm(model_dir, lo);
 
     bora::SafetensorsFile in = bora::SafetensorsFile::open(input);
     bora::NamedTensors out;
     if (in.contains("ids")) {
-      torch::Tensor ids = in.tensor("ids"), mask = in.tensor("attention_mask");
-      torch::Tensor targets = in.tensor("target_mask").to(torch::kBool);
-      out.emplace_back("nll", bora::target_nll(*model, ids, mask, targets));
-      out.emplace_back("logprobs", torch::log_softmax(model->logits(ids, mask).to(torch::kFloat32), -1));
+      torch::Tensor ids = in.tensor("ids").to(lo.device), mask = in.tensor("attention_mask").to(lo.device);
+      torch::Tensor targets = in.tensor("target_mask").to(torch::kBool).to(lo.device);
+      out.emplace_back("nll", bora::target_nll(*model, ids, mask, targets).cpu());
+      out.emplace_back("logprobs", torch::log_softmax(model->logits(ids, mask).to(torch::kFloat32), -1).cpu());
     }
     bora::SamplingOptions greedy;
     greedy.greedy = true;

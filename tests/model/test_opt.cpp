@@ -266,7 +266,10 @@ TEST(Opt, TiedConfigLoadsLikeTransformers) {
   EXPECT_TRUE(torch::equal(only_head->logits(ids, mask), m->logits(ids, mask)));
 }
 
-TEST(Opt, TargetNllEqualsFullLogSoftmax) {
+// The fused loss (hidden rows of the targets only, then the head, then a float32
+// cross-entropy) against the formula it replaced: log_softmax over the FULL logits
+// [B, S, V], then the target's entry, in float32 and double.
+TEST(Opt, FusedTargetNllEqualsFullLogSoftmaxGather) {
   torch::manual_seed(3);
   auto m = tiny_opt(true);
   auto ids = torch::randint(3, 97, {2, 10}, torch::kLong);
@@ -275,13 +278,59 @@ TEST(Opt, TargetNllEqualsFullLogSoftmax) {
   auto targets = torch::zeros({2, 10}, torch::kBool);
   targets[0].slice(0, 3).fill_(true);  // prompt of 3 tokens in row 0
   targets[1].slice(0, 2, 7).fill_(true);
-  auto nll = target_nll(*m, ids, mask, targets);
-  auto logp = torch::log_softmax(m->logits(ids, mask), -1);
+  // The positions as a batch builder lays them out by hand: b * 10 + t.
+  std::vector<int64_t> flat;
+  for (int64_t t = 3; t < 10; ++t) flat.push_back(t);
+  for (int64_t t = 2; t < 7; ++t) flat.push_back(10 + t);
+  TargetPositions given{torch::tensor(flat, torch::kLong), Padding::Right};
+  EXPECT_TRUE(torch::equal(TargetPositions::from_mask(targets).flat, given.flat));
+
+  auto nll = target_nll(*m, ids, mask, given);
+  ASSERT_EQ(nll.scalar_type(), torch::kFloat32);
+  // Telling the model the padding side changes nothing but who works it out.
+  EXPECT_TRUE(torch::equal(nll, target_nll(*m, ids, mask, targets)));
+  auto full = m->logits(ids, mask);  // [2, 10, V]
+  auto old = -torch::log_softmax(full, -1).slice(1, 0, 9).gather(2, ids.slice(1, 1).unsqueeze(2)).squeeze(2);
+  auto old64 = -torch::log_softmax(full.to(torch::kFloat64), -1).slice(1, 0, 9).gather(2, ids.slice(1, 1).unsqueeze(2)).squeeze(2);
+  int checked = 0;
   for (int64_t b = 0; b < 2; ++b)
     for (int64_t t = 0; t < 10; ++t) {
-      double want = targets[b][t].item<bool>() ? -logp[b][t - 1][ids[b][t]].item<double>() : 0.0;
-      EXPECT_NEAR(nll[b][t].item<double>(), want, 1e-5) << b << "," << t;
+      if (!targets[b][t].item<bool>()) {
+        EXPECT_EQ(nll[b][t].item<float>(), 0.0f) << b << "," << t;
+        continue;
+      }
+      const double got = nll[b][t].item<double>();
+      EXPECT_NEAR(got, old[b][t - 1].item<double>(), 1e-6) << b << "," << t;
+      EXPECT_NEAR(got, old64[b][t - 1].item<double>(), 1e-6) << b << "," << t;
+      EXPECT_GT(got, 0.1);  // a real loss, not a zero that would match anything
+      ++checked;
     }
+  EXPECT_EQ(checked, 12);
+
+  // Gradients through the fused path equal those through the full formula.
+  auto x = m->named_parameters()["model.decoder.layers.0.fc1.weight"];
+  m->set_trainable(true);
+  auto g_fused = torch::autograd::grad({target_nll(*m, ids, mask, given).sum()}, {x})[0];
+  auto logp = torch::log_softmax(m->logits(ids, mask), -1).slice(1, 0, 9).gather(2, ids.slice(1, 1).unsqueeze(2)).squeeze(2);
+  auto g_full = torch::autograd::grad({-(logp * targets.slice(1, 1)).sum()}, {x})[0];
+  m->set_trainable(false);
+  EXPECT_GT(g_full.abs().max().item<double>(), 1e-4);
+  EXPECT_LT((g_fused - g_full).abs().max().item<double>(), 1e-6 * (1 + g_full.abs().max().item<double>()));
+}
+
+// A bfloat16 base: the loss still comes out in float32, close to the float32 base's.
+TEST(Opt, TargetNllOfABfloat16BaseIsFloat32) {
+  torch::manual_seed(4);
+  auto m = tiny_opt(true);
+  auto ids = torch::randint(3, 97, {2, 10}, torch::kLong);
+  auto mask = torch::ones_like(ids);
+  auto targets = torch::ones({2, 10}, torch::kBool);
+  auto want = target_nll(*m, ids, mask, targets);
+  m->to(torch::kBFloat16);
+  auto got = target_nll(*m, ids, mask, targets);
+  EXPECT_EQ(got.scalar_type(), torch::kFloat32);
+  // bfloat16 keeps 8 significant bits: a relative error of a few 2^-8 per token.
+  EXPECT_LT(((got - want).abs() / want.abs().clamp_min(1e-3)).slice(1, 1).max().item<double>(), 0.05);
 }
 
 // ---- bad input: one-line errors naming the file and the tensor ----------------------

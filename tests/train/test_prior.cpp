@@ -24,7 +24,7 @@ TEST(Prior, GradientsMatchFiniteDifferencesForEveryPreset) {
       torch::Tensor rows = torch::randn({T, P}, torch::kFloat64);
       torch::Tensor theta = torch::randn({P}, torch::kFloat64);
       PriorTerms terms = prior_terms(kind, tau, rows, theta, layout);
-      auto value = [&](const torch::Tensor& r, const torch::Tensor& th) { return prior_terms(kind, tau, r, th, layout).value; };
+      auto value = [&](const torch::Tensor& r, const torch::Tensor& th) { return prior_terms(kind, tau, r, th, layout).value.item<double>(); };
       // Central differences; h trades truncation (zero for the quadratic form) against
       // cancellation in a value of ~1e4.
       const double h = 1e-4;
@@ -52,7 +52,7 @@ TEST(Prior, GradientsMatchFiniteDifferencesForEveryPreset) {
         // The closed forms themselves: tau (theta_d - Theta) and -tau sum_d (theta_d - Theta).
         EXPECT_TRUE(torch::allclose(terms.grad_rows, tau * (rows - theta)));
         EXPECT_TRUE(torch::allclose(terms.grad_theta, -tau * (rows - theta).sum(0)));
-        EXPECT_NEAR(terms.value, 0.5 * tau * (rows - theta).pow(2).sum().item<double>(), 1e-9);
+        EXPECT_NEAR(terms.value.item<double>(), 0.5 * tau * (rows - theta).pow(2).sum().item<double>(), 1e-9);
       }
     }
 }
@@ -68,7 +68,7 @@ TEST(Prior, L2IsAPerTensorFrobeniusNorm) {
   for (const auto& s : layout.slots)
     for (int64_t d = 0; d < 2; ++d)
       want += (rows[d].narrow(0, s.offset, s.numel()) - theta.narrow(0, s.offset, s.numel())).norm().item<double>();
-  EXPECT_NEAR(prior_terms(PriorKind::L2, 3.0, rows, theta, layout).value, 3.0 * want, 1e-9);
+  EXPECT_NEAR(prior_terms(PriorKind::L2, 3.0, rows, theta, layout).value.item<double>(), 3.0 * want, 1e-9);
   // At theta_d == Theta the subgradient is 0, not NaN.
   PriorTerms at = prior_terms(PriorKind::L2, 3.0, theta.unsqueeze(0), theta, layout);
   EXPECT_TRUE(torch::isfinite(at.grad_rows).all().item<bool>());
