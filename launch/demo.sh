@@ -10,9 +10,9 @@
 # document, of any split); make a tokenizer (GPT-2's byte-level BPE cut to its first
 # merges) and a small OPT; prepare both into HDF5 shards (tasks: 50/25/25 split per
 # task); pretrain the base; sweep tau over configs/sweep-<variant>.ini on 2 ranks
-# with lr proportional to tau; print Table 1 and Table 2 and write the plots beside
+# with one lr for every tau and early stopping; print Table 1 and Table 2 and write the plots beside
 # them. Everything lands in --out (default demo/); re-running resumes where it stopped.
-#   --quick      8 tasks, a smaller pretraining corpus, taus 0, 10, 100, inf: ~4 minutes
+#   --quick      8 tasks, a smaller pretraining corpus, taus 0, 10, 100, inf: ~8 minutes
 #   --corpus ru  the second corpus: Russian fortune categories as the tasks, over the
 #                same English-pretrained base with the same recipe (configs unchanged;
 #                never used for tuning; default out: demo-ru)
