@@ -79,8 +79,10 @@ class CausalLM : public torch::nn::Module {
   // Final hidden states [B, S, H] (before the LM head).
   virtual torch::Tensor hidden(const torch::Tensor& ids, const torch::Tensor& attention_mask,
                                const LinearAdapter* adapter = nullptr, Padding padding = Padding::Unknown) = 0;
+  // The LM head's weight [V, H] (the tied embedding, or a separate lm_head).
+  virtual const torch::Tensor& lm_head_weight() const = 0;
   // Logits for hidden states of any leading shape: [..., H] -> [..., V].
-  virtual torch::Tensor lm_head(const torch::Tensor& hidden) = 0;
+  torch::Tensor lm_head(const torch::Tensor& hidden) const { return torch::matmul(hidden, lm_head_weight().t()); }
   // The frozen weight [out, in] and bias [out] (may be undefined) of a site's linear layer.
   virtual torch::Tensor site_weight(int layer, Site site) const = 0;
   virtual torch::Tensor site_bias(int layer, Site site) const = 0;
@@ -103,15 +105,31 @@ class CausalLM : public torch::nn::Module {
 
 // Per-token negative log-likelihood [B, S] (float32), zero off the targets. A fused
 // cross-entropy: the target positions' hidden states are selected first and only
-// they go through the LM head (a [N, V] matrix instead of [B, S, V]: padding and
-// prompt tokens cost nothing and never count), then log-softmax and the target's
-// pick in float32 whatever the base's dtype. Reads no device tensor on the host.
+// they go through the LM head (padding and prompt tokens cost nothing and never
+// count), then log-softmax and the target's pick in float32 whatever the base's
+// dtype, through head_nll below. Reads no device tensor on the host.
 torch::Tensor target_nll(CausalLM& model, const torch::Tensor& ids, const torch::Tensor& attention_mask,
                          const TargetPositions& targets, const LinearAdapter* adapter = nullptr);
 // The same with the targets as a mask [B, S] (true = loss target): see from_mask.
 torch::Tensor target_nll(CausalLM& model, const torch::Tensor& ids,
                          const torch::Tensor& attention_mask, const torch::Tensor& target_mask,
                          const LinearAdapter* adapter = nullptr);
+
+// -log softmax(rows W^T)[want] per row [N] (float32), for rows [N, H], the LM head's
+// weight W [V, H] and targets want [N], computed `chunk_rows` rows at a time
+// (0 = as many as keep a chunk's float32 logits within 128 MiB).
+//
+// Why chunks: the [N, V] logits of a training batch are large (64 x 128 targets of a
+// 50,257-word vocabulary: 1.6 GB in float32) and one log-softmax over them runs out
+// of cache; bench_peer measured its forward and backward at 17% of bora's CPU step.
+// With a frozen W (every BoRA run) the gradient of row i's NLL is known in the
+// forward pass: (softmax_i - onehot(want_i)) W, an [N, H] matrix. So each chunk's
+// logits are made, used for the NLL and that gradient, and dropped; the backward
+// only scales row i by its incoming gradient. The logits never exist whole and no
+// log-softmax backward runs. A W that requires grad (pretraining) takes plain
+// autograd over the whole [N, V] instead.
+torch::Tensor head_nll(const torch::Tensor& rows, const torch::Tensor& weight, const torch::Tensor& want,
+                       int64_t chunk_rows = 0);
 
 struct LoadOptions {
   torch::Dtype dtype = torch::kFloat32;  // compute dtype of the base

@@ -167,10 +167,8 @@ torch::Tensor OptForCausalLM::hidden(const torch::Tensor& ids, const torch::Tens
   return x;
 }
 
-torch::Tensor OptForCausalLM::lm_head(const torch::Tensor& h) {
-  const torch::Tensor& w =
-      untied_lm_head.is_empty() ? model->decoder->embed_tokens->weight : untied_lm_head->weight;
-  return torch::matmul(h, w.t());
+const torch::Tensor& OptForCausalLM::lm_head_weight() const {
+  return untied_lm_head.is_empty() ? model->decoder->embed_tokens->weight : untied_lm_head->weight;
 }
 
 const Linear& OptForCausalLM::site_linear(int layer, Site site) const {

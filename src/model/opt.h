@@ -68,7 +68,7 @@ class OptForCausalLM : public CausalLM {
   const OptConfig& config() const { return config_; }
   torch::Tensor hidden(const torch::Tensor& ids, const torch::Tensor& attention_mask,
                        const LinearAdapter* adapter = nullptr, Padding padding = Padding::Unknown) override;
-  torch::Tensor lm_head(const torch::Tensor& hidden) override;
+  const torch::Tensor& lm_head_weight() const override;
   torch::Tensor site_weight(int layer, Site site) const override;
   torch::Tensor site_bias(int layer, Site site) const override;
   std::string site_weight_key(int layer, Site site) const override;

@@ -2,6 +2,7 @@
 // checkpoint round trips (F32 bit-exact, F16/BF16 within dtype tolerance, sharded),
 // target_nll against the full log-softmax, and every bad checkpoint input.
 #include <gtest/gtest.h>
+#include <torch/nn/functional/loss.h>
 
 #include <cmath>
 #include <filesystem>
@@ -316,6 +317,55 @@ TEST(Opt, FusedTargetNllEqualsFullLogSoftmaxGather) {
   m->set_trainable(false);
   EXPECT_GT(g_full.abs().max().item<double>(), 1e-4);
   EXPECT_LT((g_fused - g_full).abs().max().item<double>(), 1e-6 * (1 + g_full.abs().max().item<double>()));
+}
+
+// The chunked head (head_nll over a frozen W) against autograd through the whole
+// [N, V] logits: the NLL, the gradient of a weighted sum of it (each row's weight
+// different, as the trainer's per-task weights are), with chunks of 1, 4 (a partial
+// last one) and all rows, in float32 and bfloat16, and without grad.
+TEST(Opt, ChunkedHeadNllEqualsAutogradOverAllLogits) {
+  torch::manual_seed(5);
+  const int64_t N = 13, H = 8, V = 37;
+  auto weight = torch::randn({V, H});
+  auto want = torch::randint(0, V, {N}, torch::kLong);
+  auto base_rows = torch::randn({N, H});
+  auto upstream = torch::rand({N}) + 0.5;
+  namespace F = torch::nn::functional;
+  auto reference = [&](torch::ScalarType dt) {
+    auto rows = base_rows.to(dt).requires_grad_(true);
+    auto nll = F::cross_entropy(torch::matmul(rows, weight.to(dt).t()).to(torch::kFloat32), want,
+                                F::CrossEntropyFuncOptions().reduction(torch::kNone));
+    auto g = torch::autograd::grad({(nll * upstream).sum()}, {rows})[0];
+    return std::make_pair(nll.detach(), g.to(torch::kFloat32));
+  };
+  for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+    const auto [want_nll, want_grad] = reference(dt);
+    EXPECT_GT(want_nll.min().item<double>(), 0.01);
+    EXPECT_GT(want_grad.abs().max().item<double>(), 0.1);
+    // float32: reassociation only; bfloat16: the same roundings in another order.
+    const double tol = dt == torch::kFloat32 ? 1e-5 : 2e-2;
+    for (int64_t chunk : {int64_t{1}, int64_t{4}, N, int64_t{0}}) {
+      auto rows = base_rows.to(dt).requires_grad_(true);
+      auto nll = head_nll(rows, weight.to(dt), want, chunk);
+      ASSERT_EQ(nll.scalar_type(), torch::kFloat32);
+      EXPECT_LT((nll - want_nll).abs().max().item<double>(), tol * want_nll.abs().max().item<double>()) << "chunk " << chunk;
+      auto g = torch::autograd::grad({(nll * upstream).sum()}, {rows})[0];
+      ASSERT_EQ(g.scalar_type(), dt);
+      EXPECT_LT((g.to(torch::kFloat32) - want_grad).abs().max().item<double>(),
+                tol * want_grad.abs().max().item<double>())
+          << "chunk " << chunk << " dtype " << dt;
+      torch::NoGradGuard no_grad;
+      EXPECT_TRUE(torch::allclose(head_nll(rows, weight.to(dt), want, chunk), nll, 0, 0));
+    }
+  }
+  // A W that requires grad (pretraining) gets its gradient through plain autograd.
+  auto w = weight.clone().requires_grad_(true);
+  auto gw = torch::autograd::grad({head_nll(base_rows, w, want, 4).sum()}, {w})[0];
+  auto w2 = weight.clone().requires_grad_(true);
+  auto gw2 = torch::autograd::grad(
+      {F::cross_entropy(torch::matmul(base_rows, w2.t()), want, F::CrossEntropyFuncOptions().reduction(torch::kSum))},
+      {w2})[0];
+  EXPECT_TRUE(torch::allclose(gw, gw2, 1e-5, 1e-6));
 }
 
 // A bfloat16 base: the loss still comes out in float32, close to the float32 base's.
