@@ -109,6 +109,29 @@ bora_step() {
   bora_log "step ended with exit code $BORA_STEP_RC"
 }
 
+# A failed step of a multi-node job may be a lost node: its ranks died with it, and
+# the others failed in their next all-reduce. With BORA_NODE_FAIL_WAIT=<s> (0: off;
+# set it above the cluster's SlurmdTimeout) the script waits up to <s> seconds for
+# Slurm to mark one of the job's nodes DOWN, NOT_RESPONDING or FAIL, and says which.
+# True (requeue) when one is; a job submitted with a node range (sbatch -N 1-4)
+# then resumes on the nodes left, with fewer ranks (--resume auto). Slurm itself
+# may end and requeue the job first (node failure of a --requeue job): same result.
+_bora_lost_node() {
+  local rc=$1 wait=${BORA_NODE_FAIL_WAIT:-0} start=$SECONDS bad
+  ((wait > 0 && ${SLURM_JOB_NUM_NODES:-1} > 1)) || return 1
+  bora_log "step failed (exit $rc) on ${SLURM_JOB_NUM_NODES} nodes ($SLURM_JOB_NODELIST): waiting up to $wait s for Slurm's verdict on them (BORA_NODE_FAIL_WAIT)"
+  while ((SECONDS - start < wait)); do
+    bad=$(sinfo -h -N -n "$SLURM_JOB_NODELIST" -t down,no_respond,fail -o %N 2>/dev/null | sort -u | paste -sd, -)
+    if [ -n "$bad" ]; then
+      bora_log "error: lost node(s) $bad ($(sinfo -h -N -n "$bad" -o '%N: %T' 2>/dev/null | sort -u | paste -sd, -)) after $((SECONDS - start)) s: the step failed with them"
+      return 0
+    fi
+    sleep 1
+  done
+  bora_log "every node of the job still answers after $wait s: a failure of the run, not of a node"
+  return 1
+}
+
 # Ends the job: exit code 75 (a checkpoint was written on request) requeues the job
 # when BORA_REQUEUE=1, no SIGTERM came and it has been requeued fewer than
 # BORA_MAX_REQUEUES times (a guard against a requeue loop); anything else is the
@@ -123,10 +146,13 @@ bora_finish() {
     bora_log "the ranks died of a signal ($((rc - 128))) after SIGUSR1, before they could checkpoint (start-up): treated as 75"
     rc=75
   fi
+  # A lost node (BORA_NODE_FAIL_WAIT > 0): requeued like a checkpoint on request.
+  local why="checkpoint on request"
+  if ((rc != 0 && rc != 75)) && _bora_lost_node "$rc"; then rc=75 why="lost node, resuming from the last checkpoint"; fi
   if [ "$rc" -eq 75 ] && ((${SLURM_RESTART_COUNT:-0} >= ${BORA_MAX_REQUEUES:-50})); then
     bora_log "not requeueing: the job has run ${SLURM_RESTART_COUNT} times already (BORA_MAX_REQUEUES=${BORA_MAX_REQUEUES:-50}); resubmit it to continue"
   elif [ "$rc" -eq 75 ] && [ "${BORA_REQUEUE:-1}" = 1 ] && ((!BORA_GOT_TERM)); then
-    bora_log "exit 75 (checkpoint on request): requeueing (restart ${SLURM_RESTART_COUNT:-0} -> $((${SLURM_RESTART_COUNT:-0} + 1)))"
+    bora_log "exit 75 ($why): requeueing (restart ${SLURM_RESTART_COUNT:-0} -> $((${SLURM_RESTART_COUNT:-0} + 1)))"
     if scontrol requeue "$SLURM_JOB_ID"; then
       exit 0  # Slurm ends this run and queues the job again; it resumes from the checkpoint
     fi
@@ -142,5 +168,11 @@ bora_srun() {
   [ -n "${SLURM_CPUS_PER_TASK:-}" ] && args+=(--cpus-per-task="$SLURM_CPUS_PER_TASK")
   # shellcheck disable=SC2206  # BORA_SRUN_ARGS is a list of words on purpose
   [ -n "${BORA_SRUN_ARGS:-}" ] && args+=(${BORA_SRUN_ARGS})
+  # BORA_RANK_HOSTS=1: each rank first writes "rank <i> of <n> on <host>" to the job
+  # log, then becomes the command (exec, same PID): where the ranks really ran.
+  if [ "${BORA_RANK_HOSTS:-0}" = 1 ]; then
+    # shellcheck disable=SC2016  # expanded by each rank's shell
+    set -- bash -c 'echo "rank ${SLURM_PROCID:-?} of ${SLURM_NTASKS:-?} on $(hostname -s)" >&2; exec "$@"' bora-rank "$@"
+  fi
   bora_step srun "${args[@]}" "$@"
 }
