@@ -10,7 +10,7 @@
 # that failed (a benchmark exits non-zero when a claim it checks does not hold).
 #
 # After the binaries, the script benchmarks: bench/bench_peer.sh (bora-train vs the
-# reference's HF + PEFT training; 2 threads of its own, about 45-60 minutes at full
+# reference's HF + PEFT training; 2 threads of its own, about 34 minutes at full
 # size). BORA_BENCH_PEER=0 skips it; BORA_BENCH_PEER_ARGS passes it arguments (e.g.
 # --quick). It is skipped with a note when the venv (.deps/venv or BORA_PYTHON) is absent.
 set -u
