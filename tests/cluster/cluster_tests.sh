@@ -153,12 +153,16 @@ slurm_N2 | slurm_N3)
   ranks=$((nodes == 2 ? 4 : 3))
   cluster_start "$scratch/cluster" "$nodes" || fail "the cluster did not start (log tails above)"
   cluster_slurm_start 2 || fail "Slurm did not start on the cluster (log tails above)"
+  before=$(link_bytes 1)
   id=$(submit_train "train-N$nodes" "$out/slurm_N$nodes" -N "$nodes" -n "$ranks")
   say "submitted slurm/train.sbatch -N $nodes -n $ranks as job $id"
   expect_completed "$id" 240
   log=$scratch/train-N$nodes-$id.out
   grep -q "$ranks rank(s) on $nodes node(s)" "$log" || { cat "$log"; fail "the job log does not show $ranks ranks on $nodes nodes"; }
   check_rank_hosts "$log" "$nodes" "$ranks"
+  bytes=$(($(link_bytes 1) - before))
+  say "$bytes bytes through h1's link during the job"
+  ((bytes > 100000)) || fail "only $bytes bytes crossed h1's link: the ranks did not talk over TCP"
   [ "$(ranks_of "$out/slurm_N$nodes")" = "$ranks" ] || fail "results.json does not record $ranks ranks"
   same "$REF/np4_tau10" "$out/slurm_N$nodes"
   ;;

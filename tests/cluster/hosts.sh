@@ -386,6 +386,9 @@ EOF
     echo "PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO"
   } >"$S/slurm.conf"
   export SLURM_CONF=$S/slurm.conf
+  # What a site sets for its users: MPI over the cluster network only (the jobs get
+  # it through sbatch's default --export=ALL).
+  export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=$BORA_CLUSTER_IF
   _CL_SLURM=1
 
   # munged runs on h0 (it needs no network: every host reaches its socket, a path),
