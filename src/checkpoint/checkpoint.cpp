@@ -61,6 +61,8 @@ const std::set<std::string>& resume_safe_keys() {
       "eval_every",   "patience",        "eval_batch",       "eval_base",          "log_every",
       "threads",      "device",          "micro_batch",      "replica_check_every", "export_adapters",
       "data",         "tokenizer",       "converge_tol",
+      // The run folder's lock guards the folder, not the run.
+      "lock_heartbeat_s", "lock_stale_s",
       // The budget is an upper bound: raising it continues an unconverged run
       // (Trainer::check_resumable refuses it for a schedule that depends on it).
       "epochs",       "max_steps"};
@@ -209,6 +211,8 @@ std::string Checkpointer::save(int64_t step, const CheckpointPayload& payload) {
     }
     meta["files"] = all;
     write_json_file_atomic(tmp + "/meta.json", meta);
+    // Last chance to refuse: nothing of step_<N> exists under its final name yet.
+    if (commit_guard_) commit_guard_("commit checkpoint " + name);
     // A folder of this name from an abandoned branch of the run (a resume from an
     // older checkpoint) is replaced only once the new one is in place.
     const std::string old = root_ + "/." + name + ".old";

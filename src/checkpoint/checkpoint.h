@@ -28,8 +28,9 @@
 //
 // Saving (collective): rank 0 empties "checkpoints/.step_<N>.tmp/", every rank writes
 // its file there (fsync'ed, digests computed while writing) and sends rank 0 its
-// files-table entry; rank 0 writes meta.json, renames the folder to step_<N> (fsync
-// of the parent), writes COMPLETE, then prunes: the newest `keep` complete
+// files-table entry; rank 0 writes meta.json, asks the commit guard (the run
+// folder's lock, train/run_lock.h: is this job still the folder's one writer?),
+// renames the folder to step_<N> (fsync of the parent), writes COMPLETE, then prunes: the newest `keep` complete
 // checkpoints stay, and so do the one this run resumed from and the one at the best
 // validation step. A failing write (read-only folder, full disk) throws IoError on
 // its rank, which ends the job: the .tmp folder is never renamed, so the previous
@@ -148,6 +149,10 @@ class Checkpointer {
   bool due_by_time() const;
   // The checkpoint at this step is never pruned (the best validation so far).
   void protect_step(int64_t step) { protected_step_ = step; }
+  // Called on rank 0 with "commit checkpoint step_<N>" just before a checkpoint is
+  // renamed into place and marked COMPLETE; it throws to refuse (the .tmp folder
+  // then stays as it is, never complete).
+  void set_commit_guard(std::function<void(const std::string& action)> guard) { commit_guard_ = std::move(guard); }
 
  private:
   void prune();
@@ -157,6 +162,7 @@ class Checkpointer {
   Communicator& comm_;
   std::string resumed_from_;
   int64_t protected_step_ = -1;
+  std::function<void(const std::string&)> commit_guard_;
   std::chrono::steady_clock::time_point last_save_;
 };
 

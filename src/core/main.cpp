@@ -1,5 +1,7 @@
 #include "core/main.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <exception>
 
@@ -8,10 +10,16 @@
 
 namespace bora {
 
-std::string format_error_line(const std::string& program, int rank, int world,
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "unknown-host";
+  return buf;
+}
+
+std::string format_error_line(const std::string& program, int rank, int world, const std::string& host,
                               const std::string& what) {
   std::string line = program + ": ";
-  if (world > 1) line += "rank " + std::to_string(rank) + ": ";
+  line += world > 1 ? "rank " + std::to_string(rank) + " on host " + host + ": " : "host " + host + ": ";
   // Keep it to one line even when a library put newlines into its message.
   std::string msg = what;
   for (char& c : msg)
@@ -54,7 +62,7 @@ int guarded_main(const std::string& program, const std::function<int()>& body,
   }
   int rank = 0, world = 1;
   rank_from_env(&rank, &world);
-  std::string line = format_error_line(program, rank, world, what) + "\n";
+  std::string line = format_error_line(program, rank, world, host_name(), what) + "\n";
   std::fputs(line.c_str(), stderr);
   std::fflush(stderr);
   if (on_error) on_error(code);

@@ -5,14 +5,18 @@
 #include <mpi.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <exception>
 #include <thread>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/main.h"
 #include "dist/mpi_communicator.h"
 #include "dist/nccl_communicator.h"
 
@@ -56,8 +60,11 @@ bool World::launched() {
   return false;
 }
 
-World::World(int* argc, char*** argv) {
+World::World(int* argc, char*** argv) : host_(host_name()) {
+  const std::string program = argc && *argc > 0 && argv && *argv && (*argv)[0] ? (*argv)[0] : "bora";
   if (!launched()) {
+    // srun without an MPI plugin still starts us under its step daemon.
+    if (std::getenv("SLURM_STEP_ID")) start_watchdog(program);
     comm_ = std::make_unique<LocalCommunicator>();
     return;
   }
@@ -76,9 +83,49 @@ World::World(int* argc, char*** argv) {
   MPI_Comm_free(&node);
   set_log_rank(rank_, size_);
   comm_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, /*owned=*/false);
+  start_watchdog(program);
+}
+
+void World::start_watchdog(const std::string& program) {
+  launcher_pid_ = ::getppid();
+  if (launcher_pid_ <= 1) {  // already orphaned, or started by init: nothing to watch
+    launcher_pid_ = 0;
+    return;
+  }
+  const std::string name = program.substr(program.find_last_of('/') + 1);
+  // Composed now: the thread must not allocate or take locks once it decides to
+  // end the process (another thread may hold the allocator's lock forever).
+  const std::string line =
+      format_error_line(name, rank_, size_, host_,
+                        cat("the launcher (pid ", launcher_pid_, ") is gone; exiting without writing (a checkpoint "
+                            "in progress is left unfinished, never marked complete)")) + "\n";
+  watchdog_ = std::thread([this, line] {
+    std::unique_lock<std::mutex> lk(watchdog_mutex_);
+    // Four times a second: getppid() is a cheap system call, and with a poll of
+    // 1 s the ranks of the tiny test model still took 4 more steps and committed
+    // 2 more checkpoints after mpirun was gone.
+    while (!watchdog_wake_.wait_for(lk, std::chrono::milliseconds(250), [this] { return watchdog_stop_; })) {
+      if (::getppid() == launcher_pid_) continue;
+      // stderr may be a pipe to the dead launcher: a write then fails (EPIPE, or
+      // SIGPIPE ends us just the same); nothing else must run before _exit.
+      std::signal(SIGPIPE, SIG_IGN);
+      (void)!::write(STDERR_FILENO, line.data(), line.size());
+      ::_exit(kExitLauncherGone);
+    }
+  });
+}
+
+void World::stop_watchdog() {
+  {
+    std::lock_guard<std::mutex> lk(watchdog_mutex_);
+    watchdog_stop_ = true;
+  }
+  watchdog_wake_.notify_all();
+  if (watchdog_.joinable()) watchdog_.join();
 }
 
 World::~World() {
+  stop_watchdog();
   comm_.reset();
   // A failing rank unwinds through here before guarded_main catches the error:
   // MPI_Finalize would then wait for peers that sit in a collective, forever.

@@ -13,9 +13,9 @@
 
 namespace bora {
 
-RunFolder::RunFolder(std::string dir, bool writer) : dir_(std::move(dir)), writer_(writer) {
+RunFolder::RunFolder(std::string dir, bool writer, RunLockOptions lock) : dir_(std::move(dir)), writer_(writer) {
   if (!writer_) return;
-  make_dirs(dir_);
+  lock_ = std::make_unique<RunLock>(dir_, lock);  // creates the folder; refuses a folder in use
   const std::string m = path("metrics.jsonl");
   metrics_ = std::fopen(m.c_str(), "a");
   BORA_CHECK(metrics_, IoError, "cannot open '", m, "' for writing: ", std::strerror(errno));
@@ -25,12 +25,20 @@ RunFolder::~RunFolder() {
   if (metrics_) std::fclose(metrics_);
 }
 
+void RunFolder::verify_lock(const std::string& action) const {
+  if (lock_) lock_->verify(action);
+}
+
 void RunFolder::write_text(const std::string& name, const std::string& text) const {
-  if (writer_) write_file_atomic(path(name), text);
+  if (!writer_) return;
+  verify_lock("write " + name);
+  write_file_atomic(path(name), text);
 }
 
 void RunFolder::write_json(const std::string& name, const OrderedJson& j) const {
-  if (writer_) write_file_atomic(path(name), j.dump(2) + "\n");
+  if (!writer_) return;
+  verify_lock("write " + name);
+  write_file_atomic(path(name), j.dump(2) + "\n");
 }
 
 void RunFolder::append_metrics(const OrderedJson& record) {

@@ -9,18 +9,25 @@
 //   <run>/adapters/shared/    the one adapter of a tau = inf run
 //   <run>/theta/              Theta, the hierarchical mean (bora format)
 //   <run>/checkpoints/        see checkpoint/checkpoint.h
+//   <run>/LOCK                the writer's lock (train/run_lock.h): taken before
+//                             anything else is written, checked before every
+//                             checkpoint commit and final output, released on exit
 #pragma once
 
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "core/json.h"
+#include "train/run_lock.h"
 
 namespace bora {
 
 class RunFolder {
  public:
-  RunFolder(std::string dir, bool writer);
+  // The writer takes the folder's lock first (ConfigError naming the holder when
+  // another job writes there), before it creates or writes anything in it.
+  RunFolder(std::string dir, bool writer, RunLockOptions lock = {});
   ~RunFolder();
   RunFolder(const RunFolder&) = delete;
   RunFolder& operator=(const RunFolder&) = delete;
@@ -29,14 +36,19 @@ class RunFolder {
   bool writer() const { return writer_; }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
 
-  void write_text(const std::string& name, const std::string& text) const;  // atomic
-  void write_json(const std::string& name, const OrderedJson& j) const;     // atomic
+  // Atomic; the lock is verified first (a job that lost the folder writes nothing).
+  void write_text(const std::string& name, const std::string& text) const;
+  void write_json(const std::string& name, const OrderedJson& j) const;
+  // ConfigError naming the new holder unless this writer still holds the lock;
+  // `action` says what was about to happen. A no-op on the other ranks.
+  void verify_lock(const std::string& action) const;
   // One line of metrics.jsonl, flushed at once (a killed run keeps what it logged).
   void append_metrics(const OrderedJson& record);
 
  private:
   std::string dir_;
   bool writer_;
+  std::unique_ptr<RunLock> lock_;  // the writer's; released when the folder is
   std::FILE* metrics_ = nullptr;
 };
 

@@ -15,6 +15,12 @@ void TrainConfig::declare(OptionTable& t) {
   t.add("run_dir", &run_dir, "output folder: config, metrics, results, adapters, checkpoints");
   t.add("tasks", &tasks, "tasks to train (default: every task of the dataset)");
   t.add("seed", &seed, "seed of the sampler and the initialisation");
+  t.add("lock_heartbeat_s", &lock.heartbeat_s,
+        "seconds between the writer's refreshes of run_dir/LOCK, the lock that keeps a second job out of the run "
+        "folder (docs/checkpoints.md, \"One writer\")");
+  t.add("lock_stale_s", &lock.stale_s,
+        "a LOCK not refreshed for this many seconds is stale and taken over, whatever host holds it (>= 3 "
+        "heartbeats; a holder on the same host is stale as soon as its process is gone)");
   t.add("init_adapter", &init_adapter,
         "an adapter folder (PEFT or bora format) that Theta and every task start from instead of the preset's "
         "initialisation; it must fit the adapter_* options (docs/adapters.md)");
@@ -87,6 +93,7 @@ void TrainConfig::validate() const {
   BORA_CHECK(log_every > 0, ConfigError, "log_every must be > 0, got ", log_every);
   BORA_CHECK(threads >= 0, ConfigError, "threads must be >= 0, got ", threads);
   BORA_CHECK(replica_check_every >= 0, ConfigError, "replica_check_every must be >= 0");
+  lock.validate();
   bora.validate();
   adapter.validate();
   checkpoint.validate();

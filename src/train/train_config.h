@@ -11,6 +11,7 @@
 #include "adapters/adapter_config.h"
 #include "bora/bora_config.h"
 #include "checkpoint/checkpoint_config.h"
+#include "train/run_lock.h"
 
 namespace bora {
 
@@ -28,6 +29,7 @@ struct TrainConfig {
   std::string dtype = "float32";   // compute dtype of the frozen base: float32 | bfloat16 | float16 (CUDA)
   int threads = 0;                 // intra-op threads per rank; 0 = cores / ranks on the node
   std::string sampler = "global";  // global | balanced (results then depend on the partition)
+  RunLockOptions lock;             // the run folder's lock: heartbeat and staleness (train/run_lock.h)
 
   // batches
   int64_t batch_size = 64;   // sequences per global minibatch (all ranks together)

@@ -109,12 +109,15 @@ OrderedJson summary_json(const EvalSummary& s) {
 Trainer::Trainer(TrainConfig config, std::string resolved_ini, Communicator& comm)
     : cfg_(std::move(config)), resolved_ini_(std::move(resolved_ini)), comm_(comm) {
   cfg_.validate();
-  run_ = std::make_unique<RunFolder>(cfg_.run_dir, comm_.rank() == 0);
+  // The lock first: a folder another job writes in is refused before anything in
+  // it is touched (config.ini, metrics.jsonl, checkpoints).
+  run_ = std::make_unique<RunFolder>(cfg_.run_dir, comm_.rank() == 0, cfg_.lock);
   prior_kind_ = parse_prior(cfg_.bora.prior);
   setup_tasks();
   setup_model_and_data();
   init_adapters();
   checkpointer_ = std::make_unique<Checkpointer>(cfg_.checkpoint, cfg_.run_dir, comm_);
+  checkpointer_->set_commit_guard([this](const std::string& action) { run_->verify_lock(action); });
   resume();
   // Only now: a refused resume must not overwrite the configuration of the run.
   run_->write_text("config.ini", resolved_ini_);
@@ -635,7 +638,8 @@ void Trainer::check_resumable(const Json& meta) const {
     for (const auto& d : diff) list += (list.empty() ? "" : "; ") + d;
     BORA_THROW(ConfigError, "cannot resume: the configuration differs from the checkpoint's in run-defining keys (",
                list, "); only ", "run_dir, resume, checkpoint_*, eval_*, patience, converge_tol, epochs, max_steps, "
-               "log_every, threads, device, micro_batch, replica_check_every, export_adapters, data, tokenizer may change");
+               "log_every, threads, device, micro_batch, replica_check_every, export_adapters, data, tokenizer, lock_* "
+               "may change");
   }
   const int64_t saved_total = meta.value("total_steps", total_steps_);
   BORA_CHECK(saved_total == total_steps_ || cfg_.lr_schedule == "constant",
@@ -855,6 +859,7 @@ void Trainer::export_adapters() {
   }
   std::vector<std::string> parts = comm_.gather_bytes(mine, 0);
   if (comm_.rank() != 0) return;
+  run_->verify_lock("export the adapters");
   AdapterBank out(bank_->spec(), model_->shape(), unified ? 1 : num_tasks() + 1, torch::kCPU);
   torch::NoGradGuard g;
   for (const auto& part : parts)

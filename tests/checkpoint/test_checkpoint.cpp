@@ -411,12 +411,14 @@ TEST(Checkpoint, StopSignalEndsTheRunAfterACompleteCheckpoint) {
   install_stop_signal_handlers();
   std::raise(SIGUSR1);
   ASSERT_TRUE(stop_requested());
-  Solo s(c);
-  EXPECT_FALSE(s.trainer.run());  // false: the tool exits with kExitPreempted
-  reset_stop_request();
-  EXPECT_EQ(s.trainer.global_step(), 1);
-  EXPECT_TRUE(fs::exists(c.run_dir + "/checkpoints/step_00000001/COMPLETE"));
-  EXPECT_FALSE(fs::exists(c.run_dir + "/results.json"));
+  {
+    Solo s(c);
+    EXPECT_FALSE(s.trainer.run());  // false: the tool exits with kExitPreempted
+    reset_stop_request();
+    EXPECT_EQ(s.trainer.global_step(), 1);
+    EXPECT_TRUE(fs::exists(c.run_dir + "/checkpoints/step_00000001/COMPLETE"));
+    EXPECT_FALSE(fs::exists(c.run_dir + "/results.json"));
+  }  // the preempted run's process ends here (and lets go of the run folder)
   TrainConfig again = c;
   again.checkpoint.resume = "auto";
   Solo t(again);

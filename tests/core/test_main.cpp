@@ -17,7 +17,7 @@ TEST(Main, ErrorBecomesOneLineAndExitCode) {
   EXPECT_EQ(code, 2);
   EXPECT_EQ(aborted, 2);
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
-  EXPECT_EQ(out.rfind("tool: error: bad thing [tests/core/test_main.cpp:", 0), 0u) << out;
+  EXPECT_EQ(out.rfind("tool: host " + host_name() + ": error: bad thing [tests/core/test_main.cpp:", 0), 0u) << out;
 }
 
 TEST(Main, StdExceptionFirstLineOnly) {
@@ -25,13 +25,14 @@ TEST(Main, StdExceptionFirstLineOnly) {
   int code = guarded_main("tool", []() -> int { throw std::runtime_error("first\nsecond"); });
   std::string out = testing::internal::GetCapturedStderr();
   EXPECT_EQ(code, 1);
-  EXPECT_EQ(out, "tool: error: first\n");
+  EXPECT_EQ(out, "tool: host " + host_name() + ": error: first\n");
   EXPECT_EQ(guarded_main("tool", [] { return 0; }), 0);
 }
 
-TEST(Main, RankPrefix) {
-  EXPECT_EQ(format_error_line("t", 3, 4, "x"), "t: rank 3: error: x");
-  EXPECT_EQ(format_error_line("t", 0, 1, "x"), "t: error: x");
+TEST(Main, RankAndHostPrefix) {
+  EXPECT_EQ(format_error_line("t", 3, 4, "n07", "x"), "t: rank 3 on host n07: error: x");
+  EXPECT_EQ(format_error_line("t", 0, 1, "n07", "x"), "t: host n07: error: x");
+  EXPECT_FALSE(host_name().empty());
 }
 
 }  // namespace

@@ -12,6 +12,10 @@
 #               ends with the adapters of an uninterrupted run (compare_runs)
 #     early     SIGUSR1 as the job starts (before bora-train can checkpoint): still requeued
 #     groups    slurm/sweep-groups.sbatch on 4 tasks: 2 groups (taus 0, 10) of 2 ranks
+#     srunkill  kill -9 of srun inside a running train.sbatch (2 ranks, checkpoint every
+#               2 steps): both ranks gone within 30 s, no .step_<N>.tmp marked
+#               COMPLETE, and a --resume auto run from what is left ends with the
+#               adapters of an uninterrupted run (compare_runs)
 #
 # Environment (set by tests/slurm/CMakeLists.txt): BORA_SOURCE (repository),
 # BORA_BIN (bora-train, bora-report), COMPARE_RUNS, FX (the dist fixture: model/,
@@ -174,6 +178,48 @@ groups)
   expect_completed "$id" 300
   for tau in 0 10; do same "$out/ref2_tau_$tau" "$out/groups/tau_$tau"; done
   [ -f "$out/groups/report/table1.csv" ] || fail "no report written by the job"
+  ;;
+srunkill)
+  reference 2 "$out/ref_long" --tau 10
+  run=$out/srunkill
+  id=$(submit -n 2 -J slurm-srunkill -o "$scratch/%x-%j.out" --chdir "$scratch" \
+       "--export=ALL,BORA_CONFIG=$scratch/tiny.ini,BORA_RUN_DIR=$run" \
+       "$BORA_SOURCE/slurm/train.sbatch" --tau 10 --checkpoint_every 2)
+  log=$scratch/slurm-srunkill-$id.out
+  say "submitted slurm/train.sbatch -n 2 as job $id; waiting for its first steps"
+  for _ in $(seq 600); do
+    n=$(grep -c '"step":[0-9]*,"epoch"' "$run/metrics.jsonl" 2>/dev/null || true)
+    [ "${n:-0}" -ge 5 ] && break
+    [ -n "$(squeue -h -j "$id")" ] || fail "job $id ended before srun could be killed (make STEPS larger)"
+    sleep 0.1
+  done
+  # This job's srun and ranks, found by their unique run folder (killed by pid).
+  srun_pid=$(ps -eo pid=,args= | awk -v r="--run_dir $run " '$2 ~ /srun$/ && index($0 " ", r) {print $1}' | head -1)
+  ranks=$(ps -eo pid=,args= | awk -v r="--run_dir $run " '$2 ~ /bora-train$/ && index($0 " ", r) {print $1}' | tr '\n' ' ')
+  [ -n "$srun_pid" ] && [ -n "$ranks" ] || { ps -eo pid,ppid,args | grep -v grep | grep -e srun -e bora-train; fail "cannot find srun or the ranks"; }
+  say "after ${n:-0} logged steps: kill -9 of srun (pid $srun_pid); ranks: $ranks"
+  kill -9 "$srun_pid"
+  start=$(date +%s.%N)
+  gone=""
+  for _ in $(seq 900); do
+    alive=0
+    for p in $ranks; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 0 ] && { gone=$(echo "$(date +%s.%N) - $start" | bc); break; }
+    sleep 0.1
+  done
+  [ -n "$gone" ] || { for p in $ranks; do kill -9 "$p" 2>/dev/null; done; cat "$log"; fail "ranks still running 90 s after kill -9 of srun"; }
+  slurm_wait_job "$id" 120 >/dev/null || true
+  cat "$log"
+  say "ranks gone ${gone} s after kill -9 of srun; job $id ended $(slurm_job_field "$id" JobState) (exit $(slurm_job_field "$id" ExitCode)); complete checkpoints: $(ls "$run/checkpoints" | tr '\n' ' ')"
+  [ "$(echo "$gone < 30" | bc)" -eq 1 ] || fail "the ranks took ${gone} s to exit after srun was killed"
+  for tmp in "$run"/checkpoints/.step_*.tmp; do
+    [ -e "$tmp" ] || continue
+    [ ! -e "$tmp/COMPLETE" ] || fail "$tmp is marked COMPLETE"
+  done
+  [ -f "$run/results.json" ] && fail "the run finished before srun was killed (make STEPS larger)"
+  reference 2 "$run" --tau 10 --checkpoint_every 2 --resume auto
+  grep -q "resuming from" "$run.log" || { cat "$run.log"; fail "the run after the kill did not resume from a checkpoint"; }
+  same "$out/ref_long" "$run"
   ;;
 *) fail "unknown scenario '$scenario'" ;;
 esac
