@@ -22,6 +22,9 @@
 #                      checkpoint; the job fails within 60 s naming the lost node, is
 #                      requeued, resumes (--resume auto) on 1 node with 1 rank; the
 #                      result = the reference (ranks do not change it)
+#     lost_node_rank_first   the same, but h1's rank is killed a second before the rest of h1:
+#                      the step fails at once and the batch script waits for Slurm to
+#                      declare h1 lost (BORA_NODE_FAIL_WAIT), names it and requeues
 #     unwritable_node  mpirun over 2 hosts where host 1 sees the run folder read-only
 #
 # Environment (tests/cluster/CMakeLists.txt): BORA_SOURCE, BORA_BIN, COMPARE_RUNS,
@@ -226,7 +229,7 @@ weak_scaling)
   ratio=$(sed -n 's/^step time ratio 2x2 \/ 1x4: \([0-9.]*\)$/\1/p' <<<"$table")
   [[ "$ratio" =~ ^[0-9]+\.[0-9]+$ ]] || fail "no step time ratio line"
   ;;
-lost_node)
+lost_node | lost_node_rank_first)
   # Long enough to be caught mid-run after a checkpoint; checkpoints every 10 steps.
   lsteps=${LOST_STEPS:-100}
   sed "s/^max_steps = .*/max_steps = $lsteps/" "$scratch/tiny.ini" >"$scratch/lost.ini"
@@ -256,6 +259,15 @@ lost_node)
   check_rank_hosts "$log" 2 2
   [ -f "$run/results.json" ] && fail "the run finished before the node was lost (make LOST_STEPS larger)"
   steps_done=$(grep -c '"step_s"' "$run/metrics.jsonl" || true)
+  if [ "$scenario" = lost_node_rank_first ]; then
+    # The node's rank dies first (srun sees it exit and ends the step at once), the
+    # node itself a second later: the batch script, not Slurm, sees the failure
+    # first and must wait for Slurm's verdict on the node (BORA_NODE_FAIL_WAIT).
+    for p in $(cluster_host_pids 1); do
+      [ "$(ps -o comm= -p "$p" 2>/dev/null)" = bora-train ] && kill -KILL "$p" && say "killed h1's rank (pid $p)"
+    done
+    sleep 1
+  fi
   say "after $steps_done steps and a checkpoint: every process of h1 killed ($(cluster_kill_host 1) processes)"
   kill_t=$SECONDS
   for _ in $(seq 600); do
@@ -268,9 +280,13 @@ lost_node)
   say "the job's first run ended and the job was requeued $ended s after h1 was lost"
   ((ended <= 60)) || fail "the job took $ended s (> 60) to end after the node was lost"
   grep -Eq "lost node\(s\) h1|Node failure on h1|NODE.FAIL" "$log" || { cat "$log"; fail "the job log does not name the lost node h1"; }
+  if [ "$scenario" = lost_node_rank_first ]; then
+    grep -q "error: lost node(s) h1" "$log" || { cat "$log"; fail "the batch script did not name the lost node (BORA_NODE_FAIL_WAIT)"; }
+  fi
   # Slurm holds a requeued job (BeginTime); start it now, once the old run's files are gone.
   for _ in $(seq 100); do compgen -G "$CLUSTER_DIR/slurm/spool/h0/*[._]$id.*" >/dev/null || break; sleep 0.1; done
-  for _ in $(seq 100); do [ "$(slurm_job_field "$id" JobState)" = PENDING ] && break; sleep 0.1; done
+  # (PENDING once h1's share of the old run is written off: up to SlurmdTimeout + pings.)
+  for _ in $(seq 600); do [ "$(slurm_job_field "$id" JobState)" = PENDING ] && break; sleep 0.1; done
   scontrol update JobId="$id" StartTime=now 2>/dev/null || true
   expect_completed "$id" 240
   cat "$log"
