@@ -10,7 +10,7 @@
 #include "core/log.h"
 #include "core/main.h"
 #include "core/options.h"
-#include "train/sweep_report.h"
+#include "report/sweep_report.h"
 
 int main(int argc, char** argv) {
   return bora::guarded_main("bora-report", [&] {

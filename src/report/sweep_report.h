@@ -19,6 +19,8 @@
 // with a note when the sweep lacks them.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -1,8 +1,9 @@
-#include "train/sweep_report.h"
+#include "report/sweep_report.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <numeric>
