@@ -19,8 +19,9 @@
 //             into preallocated tensors (as the trainer's rows, moments and best
 //             copies), the header's and each tensor's XXH3 checked on the way, from
 //             a cold cache
-//   load xN   the same with --threads reader threads (diagnostic: on this VM,
-//             concurrent reads of one file are slower than one reader)
+//   load xN   the same with --threads reader threads (diagnostic: the trainer uses
+//             one reader, as several were no faster on the test machine;
+//             docs/checkpoints.md, "Speed")
 // Prints the medians, the ratios save/write and load/read, and PASS or FAIL.
 //
 //   bench_checkpoint [--dir /tmp/bora_bench_checkpoint] [--tasks 25] [--params 1572864] [--reps 3]

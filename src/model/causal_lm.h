@@ -121,7 +121,7 @@ torch::Tensor target_nll(CausalLM& model, const torch::Tensor& ids,
 //
 // Why chunks: the [N, V] logits of a training batch are large (64 x 128 targets of a
 // 50,257-word vocabulary: 1.6 GB in float32) and one log-softmax over them runs out
-// of cache; bench_peer measured its forward and backward at 17% of bora's CPU step.
+// of cache, a large share of bora's CPU step (bench/README.md, bench_peer).
 // With a frozen W (every BoRA run) the gradient of row i's NLL is known in the
 // forward pass: (softmax_i - onehot(want_i)) W, an [N, H] matrix. So each chunk's
 // logits are made, used for the NLL and that gradient, and dropped; the backward
