@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path[:0] = [os.path.join(ROOT, "tests", "gpu"), os.path.join(ROOT, "tests", "common")]
 
-NOMINAL_BF16_TFLOPS = 790.0  # the H200's dense bf16 matmul rate measured on this workplace's machines (KINDS.md)
+NOMINAL_BF16_TFLOPS = 790.0  # the H200's dense bf16 matmul rate measured on this workplace's machines (docs/gpu.md, stage 3)
 
 # Model FLOPs of one training step per token, for an OPT of L layers, hidden h, ffn f,
 # vocabulary V, sequence length s, LoRA rank r on n_sites linear layers (h -> h) per
@@ -259,7 +259,7 @@ def stage_throughput(a, c, out):
     peer_py = os.path.join(ROOT, "bench", "peer", "peer_train.py")
     try:
         if not os.path.exists(peer_py):
-            raise RuntimeError("bench/peer/peer_train.py is not in this checkout (git checkout peer -- bench/peer/peer_train.py)")
+            raise RuntimeError("bench/peer/peer_train.py is not in this checkout (git checkout HEAD -- bench/peer/peer_train.py)")
         pj = os.path.join(a.scratch, "peer_tp.json")
         wrapper = os.path.join(a.scratch, "peer_wrapper.py")
         with open(wrapper, "w") as f:

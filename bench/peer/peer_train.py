@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The BoRA reference code's way of training, as the peer of bora-train in bench/bench_peer.py.
+"""The BoRA reference code's way of training, as the peer of bora-train in bench/peer/bench_peer.py.
 
 HF transformers' OPTForCausalLM with one PEFT LoRA adapter per task (add_adapter per
 task) and one more for Theta, the mean adapter (trainable, never active in a forward).
@@ -8,7 +8,7 @@ over that task's rows; then the loss
 
     L = sum_d w_d * NLL_d(theta_d) + R(theta, Theta)
 
-as bora-train computes it (docs/bora.md, spec/bora.md): NLL_d the token-mean NLL of
+as bora-train computes it (docs/bora.md): NLL_d the token-mean NLL of
 task d's rows in the minibatch (HF's own causal-LM loss with labels = -100 on the
 prompt and padding), w_d by --likelihood_weight (documents: N_d, the task's training
 sequences; tokens: its training target tokens; none: 1), R by --prior (gaussian:

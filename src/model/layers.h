@@ -3,7 +3,7 @@
 // Unlike torch::nn::Linear, these allocate their parameters UNINITIALISED: a base
 // model is almost always loaded from a checkpoint right after construction, and
 // random-initialising 1.3 B parameters first would cost seconds and touch every
-// page. Models made from scratch call init_normal()/init_layer_norm() explicitly.
+// page. Models made from scratch call init_normal()/init_identity() explicitly.
 // Parameter names ("weight", "bias") match torch.nn, hence HF checkpoint keys.
 #pragma once
 

@@ -231,7 +231,7 @@ TEST(Adapters, ParameterCountsReproduceTiedLoraTable) {
                                                 {"tl4", 3.1},   {"tl5", 4.2}, {"tl6", 22.9}};
   for (const auto& [preset, pct] : quoted)
     // Within half a unit of the quoted digit, +0.01 for TL1's per-layer u (1.05%), which
-    // the spec notes the table cannot decide.
+    // the paper's table cannot decide (docs/adapters.md).
     EXPECT_NEAR(100.0 * count(preset, gpt2b, 4) / lora, pct, 0.06) << preset;
   // TL3 (B) and TL4 (B, u) are told apart at r = 32: 25.0% and 25.1%.
   EXPECT_NEAR(100.0 * count("tl3", gpt2b, 32) / lora, 25.0, 0.05);

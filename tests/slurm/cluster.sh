@@ -15,8 +15,8 @@
 # (SlurmdParameters=config_overrides), so 4 ranks fit on a 2-core runner.
 # slurm_cluster_stop cancels what is still queued and stops the three daemons by
 # the PIDs it started them with (slurmd, slurmctld, munged), never by name.
-# Facts behind the choices: ../shared/spec/slurm.md (plugins that need no cgroups
-# or systemd: proctrack/linuxproc, task/none, accounting none).
+# Facts behind the choices: docs/slurm.md, "The test cluster" (plugins that need no
+# cgroups or systemd: proctrack/linuxproc, task/none, accounting none).
 
 _SLURM_PIDS=()  # "name:pid", in start order
 SLURM_SCRATCH=""
