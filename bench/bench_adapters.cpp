@@ -88,7 +88,7 @@ void step(CausalLM& model, const AdapterBank& bank, const Batch& b, const std::v
 
 AdapterSpec make_spec(const AdapterConfig& base, const ModelShape& shape, const std::string& strategy) {
   AdapterConfig c = base;
-  c.strategy = strategy;
+  c.strategy = parse_name(kAdapterStrategyNames, "adapter_strategy", strategy);
   c.validate();
   return AdapterSpec::resolve(c, shape);
 }

@@ -163,7 +163,7 @@ int run(int argc, char** argv) {
             wanted[i < tasks ? checkpoint_task_tensor("task" + std::to_string(i), keys[k])
                              : checkpoint_shared_tensor(keys[k])] = dst[i][k];
         wanted[checkpoint_rng_prefix(0) + "cpu"] = torch::Tensor();
-        return Checkpointer::read_tensors(o, wanted, static_cast<int>(readers));
+        Checkpointer::read_tensors(o, wanted, static_cast<int>(readers));
       });
       BORA_CHECK(opened.has_value(), InternalError, "the checkpoint just saved did not open");
       return clock.seconds();

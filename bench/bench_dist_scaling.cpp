@@ -228,7 +228,7 @@ int allreduce_bench(int argc, char** argv, int64_t n) {
     times.push_back(w.seconds());
   }
   std::sort(times.begin(), times.end());
-  const double per = comm->all_reduce_scalar(times[K / 2], "max");
+  const double per = comm->all_reduce_scalar(times[K / 2], bora::ReduceOp::Max);
   if (world.rank() == 0) std::printf("%.9f\n", per);
   return 0;
 }

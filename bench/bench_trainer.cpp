@@ -125,14 +125,14 @@ int run_variant(const BenchConfig& b) {
   c.batch_size = b.batch;
   c.micro_batch = b.micro;
   c.max_steps = b.steps + b.warmup;
-  c.lr = 1e-4;
+  c.optim.lr = 1e-4;
   c.adapter.r = 16;
   c.adapter.alpha = 16;
-  c.adapter.strategy = b.strategy;
+  c.adapter.strategy = parse_name(kAdapterStrategyNames, "strategy", b.strategy);
   c.eval_base = false;
   c.bora.tau = multi ? 10.0 : 0.0;
   LocalCommunicator comm;
-  Trainer trainer(c, "", comm);
+  Trainer trainer(c, "", comm, torch::kCPU);
   double seconds = 0;
   int64_t tokens = 0;
   for (int64_t s = 0; s < b.warmup + b.steps; ++s) {

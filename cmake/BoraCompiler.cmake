@@ -11,6 +11,6 @@ endif()
 # Errors carry "src/model/opt.cpp:42", not an absolute path of the build machine.
 add_compile_options(-fmacro-prefix-map=${CMAKE_SOURCE_DIR}/=)
 
-# Warnings for our own code; third-party headers are included as SYSTEM.
-set(BORA_WARNINGS -Wall -Wextra -Wpedantic -Wno-unused-parameter -Wnon-virtual-dtor
-                  -Woverloaded-virtual -Wno-sign-compare)
+# Warnings for our own code (every one of -Wall -Wextra, none switched off);
+# third-party headers are included as SYSTEM.
+set(BORA_WARNINGS -Wall -Wextra -Wpedantic -Wnon-virtual-dtor -Woverloaded-virtual)

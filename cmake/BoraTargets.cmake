@@ -4,8 +4,8 @@
 #   bora_add_executable(NAME SOURCES ... DEPS ... [TORCH])
 #   bora_add_gtest(NAME SOURCES ... DEPS ... [TORCH] [LABELS ...])
 #
-# TORCH targets compile against one shared precompiled header (src/pch.h): a
-# LibTorch translation unit costs ~16 s on 2 cores without it and ~5 s with it.
+# TORCH targets compile against one shared precompiled header (src/pch.h): parsing
+# LibTorch's headers is most of a translation unit's compile time (bench/README.md).
 
 include(GoogleTest OPTIONAL)
 

@@ -2,15 +2,13 @@
 #include "data_prep/prepare.h"
 
 #include <atomic>
-#include <chrono>
-#include <exception>
-#include <mutex>
 #include <thread>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/parallel.h"
 #include "core/progress.h"
 #include "data/sequence.h"
 #include "data/dataset_writer.h"
@@ -41,41 +39,15 @@ std::vector<Tokenized> tokenize_all(const std::vector<WorkItem>& items,
   std::vector<Tokenized> out(items.size());
   int64_t total_bytes = 0;
   for (const WorkItem& w : items) total_bytes += static_cast<int64_t>(w.text.size());
-  std::atomic<int64_t> next{0}, bytes_done{0}, items_done{0};
-  std::atomic<bool> failed{false};
-  std::exception_ptr error;
-  std::mutex error_mu;
+  std::atomic<int64_t> bytes_done{0};
   const int64_t n = static_cast<int64_t>(items.size());
-  const int64_t block = 64;  // items per grab: cheap atomics, fine-grained balance
-  auto worker = [&] {
-    try {
-      while (!failed.load(std::memory_order_relaxed)) {
-        int64_t b = next.fetch_add(block);
-        if (b >= n) break;
-        int64_t e = std::min(n, b + block), bytes = 0;
-        for (int64_t i = b; i < e; ++i) {
-          const WorkItem& w = items[i];
-          out[i].truncated = builder.build(prefixes[w.task], w.text, &out[i].ids);
-          bytes += static_cast<int64_t>(w.text.size());
-        }
-        bytes_done += bytes;
-        items_done += e - b;
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mu);
-      if (!error) error = std::current_exception();
-      failed = true;
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
   Progress bar("tokenize", total_bytes, "B", progress);
-  while (items_done.load() < n && !failed.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    bar.set(bytes_done.load());
-  }
-  for (std::thread& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
+  // 64 items per grab: cheap atomics, fine-grained balance.
+  parallel_for(n, threads, [&](int64_t i) {
+    const WorkItem& w = items[static_cast<size_t>(i)];
+    out[static_cast<size_t>(i)].truncated = builder.build(prefixes[w.task], w.text, &out[static_cast<size_t>(i)].ids);
+    bytes_done += static_cast<int64_t>(w.text.size());
+  }, /*grain=*/64, /*poll=*/[&] { bar.set(bytes_done.load()); });
   bar.set(bytes_done.load());
   bar.finish();
   return out;

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     };
     std::unique_ptr<bora::Trainer> trainer;
     try {
-      trainer = std::make_unique<bora::Trainer>(config, table.to_ini(), *comm);
+      trainer = std::make_unique<bora::Trainer>(config, table.to_ini(), *comm, device);
     } catch (const c10::OutOfMemoryError& e) {
       return oom("setup", e.what());
     } catch (const c10::Error& e) {
@@ -122,16 +122,16 @@ int main(int argc, char** argv) {
       return oom("step", e.what());
     }
     const bora::DeviceMemory m = bora::device_memory(device);
-    const double peak = comm->all_reduce_scalar(double(m.peak_allocated), "max");
-    const double reserved = comm->all_reduce_scalar(double(m.peak_reserved), "max");
+    const double peak = comm->all_reduce_scalar(double(m.peak_allocated), bora::ReduceOp::Max);
+    const double reserved = comm->all_reduce_scalar(double(m.peak_reserved), bora::ReduceOp::Max);
     int64_t base = 0;
     for (const auto& p : trainer->model().parameters()) base += p.numel();
     bora::OrderedJson j = {{"oom", false},
                            {"device", device.str()},
-                           {"dtype", config.dtype},
+                           {"dtype", bora::name_of(bora::kModelDtypeNames, config.dtype)},
                            {"backend", comm->backend()},
                            {"ranks", comm->size()},
-                           {"tasks", trainer->num_tasks()},
+                           {"tasks", trainer->plan().num_tasks()},
                            {"row_size", trainer->bank().row_size()},
                            {"base_parameters", base},
                            {"batch_size", config.batch_size},

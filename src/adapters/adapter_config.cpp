@@ -20,6 +20,12 @@ constexpr Preset kPresets[] = {
     {"tl3", true, "B"},     {"tl4", true, "B,u"},  {"tl5", true, "A,B"}, {"tl6", true, "A,B,u,v"},
 };
 
+std::vector<std::string> preset_names() {
+  std::vector<std::string> out;
+  for (const auto& p : kPresets) out.push_back(p.name);
+  return out;
+}
+
 const Preset* find_preset(const std::string& name) {
   for (const auto& p : kPresets)
     if (name == p.name) return &p;
@@ -53,8 +59,7 @@ int64_t AdapterSlot::numel() const {
 
 void AdapterConfig::declare(OptionTable& t) {
   t.group("adapter");
-  t.add_choice("adapter", &preset, {"lora", "vera", "tl1", "tl2", "tl3", "tl4", "tl5", "tl6"},
-               "adapter preset (see docs/adapters.md)");
+  t.add_choice("adapter", &preset, preset_names(), "adapter preset (see docs/adapters.md)");
   t.add("adapter_r", &r, "rank r of A [r, in] and B [out, r]");
   t.add("adapter_alpha", &alpha, "LoRA alpha: s = alpha / r (alpha / sqrt(r) with rslora)");
   t.add("adapter_dropout", &dropout, "dropout on the adapter input x while training");
@@ -65,7 +70,7 @@ void AdapterConfig::declare(OptionTable& t) {
   t.add("adapter_trainable", &trainable, "override the preset's trainable set, e.g. A,B,u,v");
   t.add("adapter_tie", &tie, "override the preset's tying: none | layers");
   t.add("adapter_scale", &scale, "the scaling s: auto (alpha/r for lora, 1 for tied presets) or a number");
-  t.add_choice("adapter_strategy", &strategy, {"auto", "gather", "segments"},
+  t.add_choice("adapter_strategy", &strategy, kAdapterStrategyNames,
                "multi-task forward: gather+bmm, or one matmul per task segment (auto = gather)");
   t.add("adapter_seed", &seed, "seed of the frozen random matrices and the preset initialisation");
 }

@@ -26,11 +26,16 @@
 #include <string>
 #include <vector>
 
+#include "core/options.h"
 #include "model/causal_lm.h"
 
 namespace bora {
 
-class OptionTable;
+// How a batch of many tasks runs through an adapted layer: gather every row's
+// factors and batch the matmuls, or one matmul per task segment (auto = gather).
+enum class AdapterStrategy { Auto, Gather, Segments };
+inline const Names<AdapterStrategy> kAdapterStrategyNames = {
+    {"auto", AdapterStrategy::Auto}, {"gather", AdapterStrategy::Gather}, {"segments", AdapterStrategy::Segments}};
 
 // What the user writes (options adapter_*); validated and resolved into AdapterSpec.
 struct AdapterConfig {
@@ -44,7 +49,7 @@ struct AdapterConfig {
   std::string trainable;         // "" = the preset's; else a subset of "A,B,u,v"
   std::string tie;               // "" = the preset's; else "none" | "layers"
   std::string scale = "auto";    // auto | a number (see AdapterSpec::scale)
-  std::string strategy = "auto"; // multi-task forward: auto | gather | segments
+  AdapterStrategy strategy = AdapterStrategy::Auto;  // multi-task forward
   int64_t seed = 1234;           // frozen random matrices and the preset init
 
   void declare(OptionTable& table);
@@ -88,7 +93,7 @@ struct AdapterSpec {
   bool fused_qkv = false;
   std::array<bool, 4> trainable{};  // by Factor
   std::array<bool, kNumSites> sites{};
-  std::string strategy = "auto";
+  AdapterStrategy strategy = AdapterStrategy::Auto;
   uint64_t seed = 1234;
 
   static AdapterSpec resolve(const AdapterConfig& config, const ModelShape& shape);

@@ -146,8 +146,7 @@ class BoundAdapter : public LinearAdapter {
     for (int64_t t : row_task)
       BORA_CHECK(t >= 0 && t < bank.num_tasks(), InternalError, "row task ", t, " outside the bank's ",
                  bank.num_tasks(), " tasks");
-    std::string s = bank.spec().strategy;
-    gather_ = s != "segments";  // auto = gather (measured on CPU: docs/adapters.md; no launch storm on CUDA)
+    gather_ = bank.spec().strategy != AdapterStrategy::Segments;  // auto = gather (measured on CPU: docs/adapters.md; no launch storm on CUDA)
     if (gather_ && segments_.size() > 1)
       row_task_ = to_device_async(torch::tensor(row_task, torch::kLong), bank.device());
   }

@@ -15,11 +15,6 @@
 namespace bora {
 namespace {
 
-bool is_plain_lora(const AdapterSpec& s) {
-  return !s.tied && !s.fused_qkv && s.trains(Factor::A) && s.trains(Factor::B) &&
-         !s.trains(Factor::U) && !s.trains(Factor::V);
-}
-
 std::vector<std::string> target_names(const AdapterSpec& s) {
   std::vector<std::string> out;
   for (int i = 0; i < kNumSites; ++i)
@@ -38,6 +33,11 @@ void load_slot(AdapterBank& bank, int64_t task, const AdapterSlot& slot, const t
 }
 
 }  // namespace
+
+bool is_plain_lora(const AdapterSpec& s) {
+  return !s.tied && !s.fused_qkv && s.trains(Factor::A) && s.trains(Factor::B) &&
+         !s.trains(Factor::U) && !s.trains(Factor::V);
+}
 
 std::string peft_key(const CausalLM& model, int layer, Site site, Factor f) {
   return "base_model.model." + peft_module_name(model, layer, site) + "." + factor_name(f) + ".weight";

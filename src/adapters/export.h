@@ -30,6 +30,9 @@
 
 namespace bora {
 
+// PEFT's LoRA: untied, unfused, training exactly A and B (what export_peft writes
+// and import_peft reads).
+bool is_plain_lora(const AdapterSpec& spec);
 void export_peft(const AdapterBank& bank, const CausalLM& model, int64_t task, const std::string& dir,
                  const std::string& base_model_name);
 // Any PEFT LoRA adapter whose largest rank is <= the bank's r and whose adapted

@@ -1,4 +1,4 @@
-// The BoRA objective's options (../shared/spec/bora.md, docs/bora.md):
+// The BoRA objective's options (docs/bora.md):
 //
 //   L = sum_d w_d NLL_d(theta_d) + R(theta, Theta)
 //   gaussian: R = tau/2 sum_d ||theta_d - Theta||^2             (paper, default)
@@ -12,15 +12,27 @@
 #include <cmath>
 #include <string>
 
+#include "core/options.h"
+
 namespace bora {
 
-class OptionTable;
+enum class PriorKind { Gaussian, L2 };
+inline const Names<PriorKind> kPriorNames = {{"gaussian", PriorKind::Gaussian}, {"l2", PriorKind::L2}};
+
+// w_d, the weight of task d's mean NLL in the likelihood.
+enum class LikelihoodWeight { Documents, Tokens, None };
+inline const Names<LikelihoodWeight> kLikelihoodWeightNames = {
+    {"documents", LikelihoodWeight::Documents}, {"tokens", LikelihoodWeight::Tokens}, {"none", LikelihoodWeight::None}};
+
+// How Theta moves: AdamW on its prior gradient, or the mean of the theta_d after each step.
+enum class ThetaUpdate { Adam, Mean };
+inline const Names<ThetaUpdate> kThetaUpdateNames = {{"adam", ThetaUpdate::Adam}, {"mean", ThetaUpdate::Mean}};
 
 struct BoraConfig {
   double tau = 0.0;
-  std::string prior = "gaussian";
-  std::string likelihood_weight = "documents";
-  std::string theta_update = "adam";
+  PriorKind prior = PriorKind::Gaussian;
+  LikelihoodWeight likelihood_weight = LikelihoodWeight::Documents;
+  ThetaUpdate theta_update = ThetaUpdate::Adam;
   double init_noise = 1e-3;  // theta_d = Theta + N(0, init_noise^2) at start
 
   void declare(OptionTable& t);

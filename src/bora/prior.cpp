@@ -4,12 +4,6 @@
 
 namespace bora {
 
-PriorKind parse_prior(const std::string& name) {
-  if (name == "gaussian") return PriorKind::Gaussian;
-  if (name == "l2") return PriorKind::L2;
-  BORA_THROW(ConfigError, "prior: '", name, "' is not gaussian or l2");
-}
-
 PriorTerms prior_terms(PriorKind kind, double tau, const torch::Tensor& rows, const torch::Tensor& theta,
                        const AdapterLayout& layout) {
   torch::NoGradGuard no_grad;

@@ -16,11 +16,9 @@
 #include <string>
 
 #include "adapters/adapter_config.h"
+#include "bora/bora_config.h"
 
 namespace bora {
-
-enum class PriorKind { Gaussian, L2 };
-PriorKind parse_prior(const std::string& name);
 
 struct PriorTerms {
   torch::Tensor value;       // R over the given rows: a float64 scalar on their device (no host read)

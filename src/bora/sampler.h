@@ -15,7 +15,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/options.h"
+
 namespace bora {
+
+// Which sequences a rank trains on at each step (option sampler): `global`, its
+// tasks' entries of the one global minibatch (results independent of the number of
+// ranks); `balanced`, batch_size / ranks drawn from its own tasks alone (results
+// depend on the partition).
+enum class SamplerKind { Global, Balanced };
+inline const Names<SamplerKind> kSamplerNames = {{"global", SamplerKind::Global}, {"balanced", SamplerKind::Balanced}};
 
 struct SeqRef {
   int32_t task = 0;   // index in the run's task list

@@ -5,12 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <csignal>
 #include <cstring>
 #include <cstdio>
 #include <algorithm>
-#include <atomic>
-#include <thread>
 #include <filesystem>
 #include <set>
 
@@ -19,55 +16,12 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/options.h"
+#include "core/parallel.h"
 
 namespace bora {
 namespace fs = std::filesystem;
 
 namespace {
-
-volatile std::sig_atomic_t g_stop_signal = 0;
-
-extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
-
-// Runs fn(0) .. fn(n - 1) on up to `threads` threads (this one included), in index
-// order when there is one thread. The first exception (by index) is rethrown.
-void parallel_for(size_t n, size_t threads, const std::function<void(size_t)>& fn) {
-  std::vector<std::exception_ptr> errors(n);
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i; (i = next++) < n;) {
-      try {
-        fn(i);
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < std::min(threads, n); ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);
-}
-
-const std::set<std::string>& resume_safe_keys() {
-  // Output, logging, evaluation cadence, the budget and performance knobs. micro_batch and
-  // device change only the order of float sums; data may move (the manifest's hash
-  // is checked instead); eval_every and patience are the "eval interval" a user
-  // tunes while a long run is underway.
-  static const std::set<std::string> keys = {
-      "run_dir",      "resume",          "checkpoint_every", "checkpoint_minutes", "keep_checkpoints",
-      "eval_every",   "patience",        "eval_batch",       "eval_base",          "log_every",
-      "threads",      "device",          "micro_batch",      "replica_check_every", "export_adapters",
-      "data",         "tokenizer",       "converge_tol",
-      // The run folder's lock guards the folder, not the run.
-      "lock_heartbeat_s", "lock_stale_s",
-      // The budget is an upper bound: raising it continues an unconverged run
-      // (Trainer::check_resumable refuses it for a schedule that depends on it).
-      "epochs",       "max_steps"};
-  return keys;
-}
 
 std::string read_text_or_empty(const std::string& path) {
   std::error_code ec;
@@ -77,64 +31,23 @@ std::string read_text_or_empty(const std::string& path) {
 
 }  // namespace
 
-void install_stop_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;  // a signal must not fail a read(2) or an MPI call
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGUSR1, &sa, nullptr);
-}
-bool stop_requested() { return g_stop_signal != 0; }
-void reset_stop_request() { g_stop_signal = 0; }
-
-void CheckpointConfig::declare(OptionTable& t) {
-  t.group("checkpoints");
-  t.add("checkpoint_every", &every_steps, "write a checkpoint every N optimizer steps (0 = off)");
-  t.add("checkpoint_minutes", &every_minutes, "write a checkpoint every T minutes of training (0 = off)");
-  t.add("keep_checkpoints", &keep, "complete checkpoints kept (the newest; the best is kept as well)");
-  t.add("resume", &resume,
-        "'' = fresh start (refused when run_dir has checkpoints), auto = the newest loadable checkpoint of "
-        "run_dir or a fresh start when there is none, or the path of a checkpoint folder");
-}
-
-void CheckpointConfig::validate() const {
-  BORA_CHECK(every_steps >= 0, ConfigError, "checkpoint_every must be >= 0, got ", every_steps);
-  BORA_CHECK(every_minutes >= 0, ConfigError, "checkpoint_minutes must be >= 0, got ", every_minutes);
-  BORA_CHECK(keep >= 1, ConfigError, "keep_checkpoints must be >= 1, got ", keep);
-}
-
-bool is_resume_safe_key(const std::string& key) { return resume_safe_keys().count(key) > 0; }
-
 std::map<std::string, std::string> parse_resolved_ini(const std::string& ini) {
   std::map<std::string, std::string> out;
-  size_t start = 0;
-  while (start < ini.size()) {
-    size_t end = ini.find('\n', start);
-    if (end == std::string::npos) end = ini.size();
-    std::string line = ini.substr(start, end - start);
-    start = end + 1;
-    if (line.empty() || line[0] == '#' || line[0] == ';' || line[0] == '[') continue;
-    const size_t eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    auto trim = [](std::string s) {
-      const size_t a = s.find_first_not_of(" \t\r"), b = s.find_last_not_of(" \t\r");
-      return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-    };
-    out[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
-  }
+  for (auto& [key, value] : read_ini(ini, "the resolved configuration")) out[key] = value;
   return out;
 }
 
 std::vector<std::string> run_defining_differences(const std::map<std::string, std::string>& saved,
                                                   const std::map<std::string, std::string>& now,
-                                                  const std::map<std::string, std::string>& defaults) {
+                                                  const OptionTable& options) {
+  const std::set<std::string> safe = options.resume_safe_keys();
+  const std::map<std::string, std::string> defaults = options.values();
   std::set<std::string> keys;
   for (const auto& kv : saved) keys.insert(kv.first);
   for (const auto& kv : now) keys.insert(kv.first);
   std::vector<std::string> out;
   for (const auto& k : keys) {
-    if (is_resume_safe_key(k)) continue;
+    if (safe.count(k)) continue;
     auto a = saved.find(k), b = now.find(k), d = defaults.find(k);
     const std::string va = a != saved.end() ? a->second : d != defaults.end() ? d->second : "(absent)";
     const std::string vb = b == now.end() ? "(absent)" : b->second;
@@ -299,71 +212,66 @@ struct OpenFile {
 };
 
 // Opens `rel`, checks its size and the digest of its header against meta, parses
-// the header. Returns "" or the problem.
-std::string open_checked(const OpenedCheckpoint& opened, const std::string& rel, OpenFile& out) {
+// the header. CheckpointError naming the file and the mismatch.
+void open_checked(const OpenedCheckpoint& opened, const std::string& rel, OpenFile& out) {
   out.entry = &opened.meta.at("files").at(rel);
   out.path = opened.dir + "/" + rel;
   const UniqueFd file(::open(out.path.c_str(), O_RDONLY | O_CLOEXEC));
   const int fd = file.fd;
-  if (fd < 0) return cat(out.path, ": ", std::strerror(errno));
+  BORA_CHECK(fd >= 0, CheckpointError, out.path, ": ", std::strerror(errno));
   struct stat st {};
   ::fstat(fd, &st);
   const int64_t want = out.entry->value("bytes", int64_t(-1));
-  if (st.st_size != want) return cat(out.path, " has ", st.st_size, " bytes, meta.json says ", want);
+  BORA_CHECK(st.st_size == want, CheckpointError, out.path, " has ", st.st_size, " bytes, meta.json says ", want);
   uint8_t len_bytes[8];
-  if (::pread(fd, len_bytes, 8, 0) != 8) return cat(out.path, ": cannot read the header length");
+  BORA_CHECK(::pread(fd, len_bytes, 8, 0) == 8, CheckpointError, out.path, ": cannot read the header length");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];
-  if (n > static_cast<uint64_t>(st.st_size) - 8) return cat(out.path, ": header length ", n, " runs past the end of the file");
+  BORA_CHECK(n <= static_cast<uint64_t>(st.st_size) - 8, CheckpointError, out.path, ": header length ", n,
+             " runs past the end of the file");
   std::string head(8 + n, '\0');
   std::memcpy(head.data(), len_bytes, 8);
-  if (::pread(fd, head.data() + 8, n, 8) != static_cast<ssize_t>(n)) return cat(out.path, ": cannot read the header");
+  BORA_CHECK(::pread(fd, head.data() + 8, n, 8) == static_cast<ssize_t>(n), CheckpointError, out.path,
+             ": cannot read the header");
   const std::string got = hex64(hash64(head.data(), head.size()));
-  if (got != out.entry->value("header_xxh3", std::string()))
-    return cat(out.path, ": its header has checksum ", got, ", meta.json says ", out.entry->value("header_xxh3", std::string()));
-  try {
-    out.header = parse_st_header(reinterpret_cast<const uint8_t*>(head.data()), static_cast<uint64_t>(st.st_size), out.path);
-  } catch (const Error& e) {
-    return e.message();
-  }
-  return "";
+  BORA_CHECK(got == out.entry->value("header_xxh3", std::string()), CheckpointError, out.path,
+             ": its header has checksum ", got, ", meta.json says ", out.entry->value("header_xxh3", std::string()));
+  out.header = parse_st_header(reinterpret_cast<const uint8_t*>(head.data()), static_cast<uint64_t>(st.st_size), out.path);
 }
 
 // Reads the bytes of one tensor into `buf` (contiguous CPU, the tensor's size) and
 // checks their digest. Each call opens the file anew: the kernel's readahead state
-// is per open file, and one descriptor shared by every tensor (even with one
-// reader, in file order) loaded at 0.33x a plain read on the development VM against
-// 0.74-0.93x with a descriptor per tensor (bench_checkpoint, 2026-12-02).
-std::string read_tensor_checked(const OpenFile& f, const StTensorInfo& info, const std::string& want_digest,
-                                void* buf) {
+// is per open file, and one descriptor shared by every tensor loaded far slower
+// than a descriptor per tensor (bench_checkpoint; bench/README.md).
+void read_tensor_checked(const OpenFile& f, const StTensorInfo& info, const std::string& want_digest, void* buf) {
   const UniqueFd file(::open(f.path.c_str(), O_RDONLY | O_CLOEXEC));
   const int fd = file.fd;
-  if (fd < 0) return cat(f.path, ": ", std::strerror(errno));
+  BORA_CHECK(fd >= 0, CheckpointError, f.path, ": ", std::strerror(errno));
   const uint64_t begin = f.header.data_start + info.begin, size = info.end - info.begin;
   ::posix_fadvise(fd, static_cast<off_t>(begin), static_cast<off_t>(size), POSIX_FADV_SEQUENTIAL);
   ::posix_fadvise(fd, static_cast<off_t>(begin), static_cast<off_t>(size), POSIX_FADV_WILLNEED);
   // 8 MiB reads, each hashed right after it lands: large enough that a cold read
-  // streams (1 MiB preads measured 0.5 GB/s here against 4 GB/s), small enough
-  // that the hash finds most of the piece still in the cache.
+  // streams (small preads read far slower), small enough that the hash finds most
+  // of the piece still in the cache.
   Hasher digest;
   auto* p = static_cast<char*>(buf);
   for (uint64_t done = 0; done < size;) {
     const ssize_t k = ::pread(fd, p + done, std::min<uint64_t>(size - done, 8ULL << 20), static_cast<off_t>(begin + done));
     if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return cat(f.path, ": cannot read tensor '", info.name, "'", k < 0 ? cat(": ", std::strerror(errno)) : "");
+    BORA_CHECK(k > 0, CheckpointError, f.path, ": cannot read tensor '", info.name, "'",
+               k < 0 ? cat(": ", std::strerror(errno)) : "");
     digest.update(p + done, static_cast<size_t>(k));
     done += static_cast<uint64_t>(k);
   }
   const std::string got = hex64(digest.digest());
-  if (got != want_digest)
-    return cat(f.path, ": tensor '", info.name, "' has checksum ", got, ", meta.json says ", want_digest);
-  return "";
+  BORA_CHECK(got == want_digest, CheckpointError, f.path, ": tensor '", info.name, "' has checksum ", got,
+             ", meta.json says ", want_digest);
 }
 
 }  // namespace
 
-std::string Checkpointer::read_tensors(const OpenedCheckpoint& opened, std::map<std::string, torch::Tensor>& wanted,
-                                       int threads) {
+void Checkpointer::read_tensors(const OpenedCheckpoint& opened, std::map<std::string, torch::Tensor>& wanted,
+                                int threads) {
   // The files involved, each opened and its header verified once.
   std::map<std::string, OpenFile> files;
   struct Job {
@@ -375,19 +283,17 @@ std::string Checkpointer::read_tensors(const OpenedCheckpoint& opened, std::map<
   std::vector<Job> jobs;
   for (auto& [name, dst] : wanted) {
     auto where = opened.file_of.find(name);
-    if (where == opened.file_of.end()) return cat(opened.dir, ": no file of meta.json holds tensor '", name, "'");
+    BORA_CHECK(where != opened.file_of.end(), CheckpointError, opened.dir, ": no file of meta.json holds tensor '",
+               name, "'");
     auto [it, fresh] = files.try_emplace(where->second);
-    if (fresh) {
-      std::string problem = open_checked(opened, where->second, it->second);
-      if (!problem.empty()) return problem;
-    }
+    if (fresh) open_checked(opened, where->second, it->second);
     const OpenFile& f = it->second;
     const StTensorInfo* info = f.header.find(name);
-    if (!info) return cat(f.path, ": no tensor '", name, "' (meta.json lists it)");
+    BORA_CHECK(info, CheckpointError, f.path, ": no tensor '", name, "' (meta.json lists it)");
     const auto dtype = to_torch_dtype(info->dtype);
-    if (dst.defined() && (dst.scalar_type() != dtype || dst.sizes() != c10::IntArrayRef(info->shape)))
-      return cat(f.path, ": tensor '", name, "' is ", c10::IntArrayRef(info->shape), " ", dtype, ", this run expects ",
-                 dst.sizes(), " ", dst.scalar_type());
+    BORA_CHECK(!dst.defined() || (dst.scalar_type() == dtype && dst.sizes() == c10::IntArrayRef(info->shape)),
+               CheckpointError, f.path, ": tensor '", name, "' is ", c10::IntArrayRef(info->shape), " ", dtype,
+               ", this run expects ", dst.sizes(), " ", dst.scalar_type());
     if (!dst.defined()) dst = torch::empty(info->shape, torch::TensorOptions().dtype(dtype));
     const bool direct = dst.device().is_cpu() && dst.is_contiguous();
     jobs.push_back({&f, info, dst, direct ? dst : torch::empty(info->shape, torch::TensorOptions().dtype(dtype)),
@@ -397,24 +303,24 @@ std::string Checkpointer::read_tensors(const OpenedCheckpoint& opened, std::map<
   std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) {
     return a.file != b.file ? a.file->path < b.file->path : a.info->begin < b.info->begin;
   });
-  std::vector<std::string> problems(jobs.size());
-  parallel_for(jobs.size(), static_cast<size_t>(std::max(1, threads)), [&](size_t i) {
-    Job& j = jobs[i];
+  // The first failure in file order is rethrown; any other exception (out of
+  // memory, say) is a problem of this checkpoint too, named by file and tensor.
+  parallel_for(static_cast<int64_t>(jobs.size()), threads, [&](int64_t i) {
+    Job& j = jobs[static_cast<size_t>(i)];
     try {
-      problems[i] = read_tensor_checked(*j.file, *j.info, j.digest, j.buf.data_ptr());
-      if (problems[i].empty() && !j.buf.is_same(j.dst)) j.dst.copy_(j.buf);
-    } catch (const std::exception& e) {  // e.g. out of memory: a problem of this checkpoint
-      problems[i] = cat(j.file->path, ": tensor '", j.info->name, "': ", e.what());
+      read_tensor_checked(*j.file, *j.info, j.digest, j.buf.data_ptr());
+      if (!j.buf.is_same(j.dst)) j.dst.copy_(j.buf);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      BORA_THROW(CheckpointError, j.file->path, ": tensor '", j.info->name, "': ", e.what());
     }
   });
-  for (const auto& p : problems)
-    if (!p.empty()) return p;
-  return "";
 }
 
 std::optional<OpenedCheckpoint> Checkpointer::open_for_resume(
     const std::function<void(const Json& meta)>& check,
-    const std::function<std::string(const OpenedCheckpoint& opened)>& load) {
+    const std::function<void(const OpenedCheckpoint& opened)>& load) {
   const std::string& mode = cfg_.resume;
   // Rank 0's view of the folder decides (nodes may see a shared file system late).
   std::vector<std::string> candidates;
@@ -462,12 +368,14 @@ std::optional<OpenedCheckpoint> Checkpointer::open_for_resume(
       check(meta);  // an incompatible run is the user's error: no fallback
       try {
         opened = OpenedCheckpoint::index(dir, meta);
-        problem = load(*opened);
-      } catch (const Error& e) {
+        load(*opened);
+      } catch (const Error& e) {  // this checkpoint's problem, voted on below: skip it or fail
         problem = e.message();
+      } catch (const std::exception& e) {
+        problem = e.what();
       }
     }
-    const bool ok_everywhere = comm_.all_reduce_scalar(problem.empty() ? 1.0 : 0.0, "min") > 0;
+    const bool ok_everywhere = comm_.all_reduce_scalar(problem.empty() ? 1.0 : 0.0, ReduceOp::Min) > 0;
     if (ok_everywhere) {
       resumed_from_ = dir;
       if (comm_.rank() == 0) BORA_INFO("resuming from ", dir, " (step ", meta.value("step", int64_t(0)), ")");

@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "core/options.h"
 #include "dist/communicator.h"
 #include "model/safetensors.h"
 #include "checkpoint/checkpoint_config.h"
@@ -94,19 +95,16 @@ struct OpenedCheckpoint {
   std::vector<std::string> names_with_prefix(const std::string& prefix) const;
 };
 
-// Keys of the resolved configuration that may change between a checkpoint and the
-// run that resumes it (output, logging, evaluation cadence, performance knobs).
-// Every other key defines the run.
-bool is_resume_safe_key(const std::string& key);
-// "key = value" lines of a resolved configuration (OptionTable::to_ini()).
+// "key = value" lines of a resolved configuration (OptionTable::to_ini()), by key.
 std::map<std::string, std::string> parse_resolved_ini(const std::string& ini);
-// The run-defining keys whose values differ, as "key: 'a' -> 'b'" lines. A key the
+// The run-defining keys whose values differ, as "key: 'a' -> 'b'" lines. `options`
+// is the tool's option table: its resume_safe() keys may differ, and a key the
 // saved configuration lacks (an option added after the checkpoint was written)
-// counts as its value in `defaults`, so that such a checkpoint resumes as long as
-// the new option keeps its default.
+// counts as its default there, so that such a checkpoint resumes as long as the new
+// option keeps its default.
 std::vector<std::string> run_defining_differences(const std::map<std::string, std::string>& saved,
                                                   const std::map<std::string, std::string>& now,
-                                                  const std::map<std::string, std::string>& defaults = {});
+                                                  const OptionTable& options);
 
 class Checkpointer {
  public:
@@ -123,24 +121,24 @@ class Checkpointer {
   // Collective. The checkpoint to resume from, per config.resume (nullopt: start
   // fresh). For each candidate, `check(meta)` throws for an incompatible run (no
   // fallback then) and `load(opened)` reads everything this rank needs through
-  // read_verified(), returning "" or the first problem; a problem on any rank
-  // skips the candidate (resume = auto) or is an error (an explicit path).
-  std::optional<OpenedCheckpoint> open_for_resume(
-      const std::function<void(const Json& meta)>& check,
-      const std::function<std::string(const OpenedCheckpoint& opened)>& load);
+  // read_tensors(); an exception from it on any rank skips the candidate with a
+  // warning naming the problem (resume = auto) or is a CheckpointError (an
+  // explicit path).
+  std::optional<OpenedCheckpoint> open_for_resume(const std::function<void(const Json& meta)>& check,
+                                                  const std::function<void(const OpenedCheckpoint& opened)>& load);
 
   // Reads the tensors named in `wanted` from an opened checkpoint: a defined
   // tensor is filled in place (dtype and shape must match; CPU contiguous ones are
   // read straight into, others through a host copy), an undefined one becomes a
   // new CPU tensor. Each file's size and header digest are checked first, then the
   // tensors are read as independent byte ranges in file order, each hashed and
-  // compared with meta's digest. Returns "" or the first problem (a missing tensor,
-  // size, digest, dtype, shape); the tensors are only meaningful when it returns "".
-  // `threads` > 1 reads several tensors at once, for storage that serves parallel
-  // requests faster; on the development VM one and four readers load alike
-  // (bench_checkpoint shows both side by side), so the trainer uses one.
-  static std::string read_tensors(const OpenedCheckpoint& opened, std::map<std::string, torch::Tensor>& wanted,
-                                  int threads = 1);
+  // compared with meta's digest. CheckpointError naming the file and tensor on the
+  // first problem (a missing tensor, size, digest, dtype, shape); the tensors are
+  // then only partly filled. `threads` > 1 reads several tensors at once, for
+  // storage that serves parallel requests faster (bench_checkpoint measures one
+  // against several; the trainer uses one).
+  static void read_tensors(const OpenedCheckpoint& opened, std::map<std::string, torch::Tensor>& wanted,
+                           int threads = 1);
 
   // Steps since the last save (or the start) reached config.every_steps.
   bool due_by_steps(int64_t step) const;
@@ -165,14 +163,5 @@ class Checkpointer {
   std::function<void(const std::string&)> commit_guard_;
   std::chrono::steady_clock::time_point last_save_;
 };
-
-// SIGTERM and SIGUSR1 (what Slurm sends before preemption or the time limit, see
-// slurm/) set a flag instead of killing the process; the trainer reads it once per
-// step, shares it in the step's all-reduce, writes a checkpoint and exits with
-// kExitPreempted. The flag is process-wide by nature (a signal handler), the one
-// global of the trainer; tests clear it with reset_stop_request().
-void install_stop_signal_handlers();
-bool stop_requested();
-void reset_stop_request();
 
 }  // namespace bora

@@ -1,5 +1,5 @@
 // Checkpoint options (the behaviour is in checkpoint/checkpoint.h).
-// Declared and validated in checkpoint.cpp.
+// Declared and validated in checkpoint_config.cpp.
 #pragma once
 
 #include <cstdint>

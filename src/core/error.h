@@ -34,7 +34,7 @@ class Error : public std::runtime_error {
   const std::string& message() const { return message_; }
   const char* file() const { return file_; }
   int line() const { return line_; }
-  // The process exit code this error maps to (see docs/exit-codes in README).
+  // The process exit code this error maps to (README, "Using bora", the exit-code table).
   virtual int exit_code() const { return 1; }
 
  private:

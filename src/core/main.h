@@ -23,7 +23,7 @@ std::string format_error_line(const std::string& program, int rank, int world, c
 // This host's name (gethostname), "unknown-host" when it has none.
 std::string host_name();
 
-// Exit codes of the tools (also in README "Exit codes").
+// Exit codes of the tools (also in README, "Using bora").
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 // A checkpoint was written because SIGTERM/SIGUSR1 asked the run to stop (Slurm

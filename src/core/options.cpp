@@ -22,16 +22,10 @@ struct OptionTable::Option {
   std::function<void(const std::string&)> set;
   std::function<std::string()> get;
   bool is_set = false;
+  bool resume_safe = false;
 };
 
 namespace {
-
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
 
 template <class T>
 std::string join(const std::vector<T>& v, const std::function<std::string(const T&)>& f) {
@@ -42,8 +36,15 @@ std::string join(const std::vector<T>& v, const std::function<std::string(const 
 
 }  // namespace
 
+std::string trim_text(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
 double parse_double(const std::string& key, const std::string& text) {
-  std::string t = trim(text);
+  std::string t = trim_text(text);
   if (t == "inf" || t == "+inf" || t == "infinity") return std::numeric_limits<double>::infinity();
   if (t == "-inf") return -std::numeric_limits<double>::infinity();
   char* end = nullptr;
@@ -55,7 +56,7 @@ double parse_double(const std::string& key, const std::string& text) {
 }
 
 int64_t parse_int(const std::string& key, const std::string& text) {
-  std::string t = trim(text);
+  std::string t = trim_text(text);
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(t.c_str(), &end, 10);
@@ -65,7 +66,7 @@ int64_t parse_int(const std::string& key, const std::string& text) {
 }
 
 bool parse_bool(const std::string& key, const std::string& text) {
-  std::string t = trim(text);
+  std::string t = trim_text(text);
   if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
   if (t == "false" || t == "0" || t == "no" || t == "off") return false;
   BORA_THROW(ConfigError, "option '", key, "': '", text, "' is not a boolean (true/false)");
@@ -76,7 +77,7 @@ std::vector<std::string> split_list(const std::string& text, char sep) {
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, sep)) {
-    item = trim(item);
+    item = trim_text(item);
     if (!item.empty()) out.push_back(item);
   }
   return out;
@@ -99,7 +100,7 @@ OptionTable::~OptionTable() = default;
 
 void OptionTable::group(const std::string& title) { group_ = title; }
 
-void OptionTable::add_option(const std::string& key, const std::string& help, std::string kind,
+OptionTable& OptionTable::add_option(const std::string& key, const std::string& help, std::string kind,
                              std::function<void(const std::string&)> set,
                              std::function<std::string()> get) {
   BORA_CHECK(!has(key) && key != "help" && key != "config", InternalError,
@@ -113,14 +114,28 @@ void OptionTable::add_option(const std::string& key, const std::string& help, st
   opt->get = std::move(get);
   opt->default_text = opt->get();
   options_.push_back(std::move(opt));
+  return *this;
 }
 
-void OptionTable::add(const std::string& key, bool* v, const std::string& help) {
-  add_option(key, help, "bool", [=](const std::string& s) { *v = parse_bool(key, s); },
+OptionTable& OptionTable::resume_safe() {
+  BORA_CHECK(!options_.empty(), InternalError, "resume_safe() before any option");
+  options_.back()->resume_safe = true;
+  return *this;
+}
+
+std::set<std::string> OptionTable::resume_safe_keys() const {
+  std::set<std::string> keys;
+  for (const auto& o : options_)
+    if (o->resume_safe) keys.insert(o->key);
+  return keys;
+}
+
+OptionTable& OptionTable::add(const std::string& key, bool* v, const std::string& help) {
+  return add_option(key, help, "bool", [=](const std::string& s) { *v = parse_bool(key, s); },
              [=] { return std::string(*v ? "true" : "false"); });
 }
-void OptionTable::add(const std::string& key, int* v, const std::string& help) {
-  add_option(key, help, "int",
+OptionTable& OptionTable::add(const std::string& key, int* v, const std::string& help) {
+  return add_option(key, help, "int",
              [=](const std::string& s) {
                int64_t x = parse_int(key, s);
                BORA_CHECK(x >= std::numeric_limits<int>::min() && x <= std::numeric_limits<int>::max(),
@@ -129,35 +144,35 @@ void OptionTable::add(const std::string& key, int* v, const std::string& help) {
              },
              [=] { return std::to_string(*v); });
 }
-void OptionTable::add(const std::string& key, int64_t* v, const std::string& help) {
-  add_option(key, help, "int", [=](const std::string& s) { *v = parse_int(key, s); },
+OptionTable& OptionTable::add(const std::string& key, int64_t* v, const std::string& help) {
+  return add_option(key, help, "int", [=](const std::string& s) { *v = parse_int(key, s); },
              [=] { return std::to_string(*v); });
 }
-void OptionTable::add(const std::string& key, double* v, const std::string& help) {
-  add_option(key, help, "float", [=](const std::string& s) { *v = parse_double(key, s); },
+OptionTable& OptionTable::add(const std::string& key, double* v, const std::string& help) {
+  return add_option(key, help, "float", [=](const std::string& s) { *v = parse_double(key, s); },
              [=] { return format_double(*v); });
 }
-void OptionTable::add(const std::string& key, std::string* v, const std::string& help) {
-  add_option(key, help, "text", [=](const std::string& s) { *v = trim(s); }, [=] { return *v; });
+OptionTable& OptionTable::add(const std::string& key, std::string* v, const std::string& help) {
+  return add_option(key, help, "text", [=](const std::string& s) { *v = trim_text(s); }, [=] { return *v; });
 }
-void OptionTable::add(const std::string& key, std::vector<std::string>* v, const std::string& help) {
-  add_option(key, help, "list", [=](const std::string& s) { *v = split_list(s); },
+OptionTable& OptionTable::add(const std::string& key, std::vector<std::string>* v, const std::string& help) {
+  return add_option(key, help, "list", [=](const std::string& s) { *v = split_list(s); },
              [=] { return join<std::string>(*v, [](const std::string& x) { return x; }); });
 }
-void OptionTable::add(const std::string& key, std::vector<double>* v, const std::string& help) {
-  add_option(key, help, "floats",
+OptionTable& OptionTable::add(const std::string& key, std::vector<double>* v, const std::string& help) {
+  return add_option(key, help, "floats",
              [=](const std::string& s) {
                v->clear();
                for (const auto& item : split_list(s)) v->push_back(parse_double(key, item));
              },
              [=] { return join<double>(*v, [](const double& x) { return format_double(x); }); });
 }
-void OptionTable::add_choice(const std::string& key, std::string* v, std::vector<std::string> choices,
+OptionTable& OptionTable::add_choice(const std::string& key, std::string* v, std::vector<std::string> choices,
                              const std::string& help) {
   std::string all = join<std::string>(choices, [](const std::string& x) { return x; });
-  add_option(key, help + " {" + all + "}", "choice",
+  return add_option(key, help + " {" + all + "}", "choice",
              [=](const std::string& s) {
-               std::string t = trim(s);
+               std::string t = trim_text(s);
                for (const auto& c : choices)
                  if (c == t) {
                    *v = t;
@@ -243,22 +258,32 @@ bool OptionTable::parse(int argc, const char* const* argv) {
 }
 
 void OptionTable::parse_ini(const std::string& text, const std::string& origin) {
-  std::istringstream in(text);
-  po::parsed_options parsed(nullptr);
-  try {
-    parsed = po::parse_config_file(in, describe(options_, false), /*allow_unregistered=*/false);
-  } catch (const po::error& e) {
-    BORA_THROW(ConfigError, origin, ": ", e.what());
-  }
-  for (const auto& opt : parsed.options) {
-    Option& o = find(opt.string_key);
+  for (const auto& [key, value] : read_ini(text, origin)) {
+    Option* o = nullptr;
+    for (auto& opt : options_)
+      if (opt->key == key) o = opt.get();
+    BORA_CHECK(o, ConfigError, origin, ": unknown option '", key, "'");
     try {
-      o.set(opt.value.empty() ? "" : opt.value.front());
+      o->set(value);
     } catch (const ConfigError& e) {
       BORA_THROW(ConfigError, origin, ": ", e.message());
     }
-    o.is_set = true;
+    o->is_set = true;
   }
+}
+
+std::vector<std::pair<std::string, std::string>> read_ini(const std::string& text, const std::string& origin) {
+  std::istringstream in(text);
+  po::parsed_options parsed(nullptr);
+  try {
+    parsed = po::parse_config_file(in, po::options_description(), /*allow_unregistered=*/true);
+  } catch (const po::error& e) {
+    BORA_THROW(ConfigError, origin, ": ", e.what());
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& opt : parsed.options)
+    out.emplace_back(opt.string_key, opt.value.empty() ? "" : trim_text(opt.value.front()));
+  return out;
 }
 
 std::string OptionTable::help() const {

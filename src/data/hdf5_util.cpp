@@ -14,7 +14,7 @@ std::unique_lock<std::recursive_mutex> hdf5_lock() {
 void hdf5_quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 namespace {
-herr_t collect_error(unsigned n, const H5E_error2_t* err, void* data) {
+herr_t collect_error(unsigned /*n*/, const H5E_error2_t* err, void* data) {
   auto* out = static_cast<std::vector<std::string>*>(data);
   if (err->desc && *err->desc) out->push_back(err->desc);
   return 0;

@@ -27,6 +27,8 @@
 
 namespace bora {
 
+enum class ReduceOp { Sum, Min, Max };
+
 struct CommStats {
   int64_t all_reduces = 0;          // all_reduce_sum calls
   int64_t all_reduce_elements = 0;  // elements summed by those calls
@@ -53,7 +55,7 @@ class Communicator {
   virtual std::vector<std::string> gather_bytes(const std::string& mine, int root) = 0;
   virtual void barrier() = 0;
   // Sum/min/max of one double over ranks (e.g. "did any rank see a NaN").
-  virtual double all_reduce_scalar(double v, const std::string& op) = 0;
+  virtual double all_reduce_scalar(double v, ReduceOp op) = 0;
 
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
@@ -75,7 +77,7 @@ class LocalCommunicator : public Communicator {
   std::vector<std::string> all_gather_bytes(const std::string& mine) override { return {mine}; }
   std::vector<std::string> gather_bytes(const std::string& mine, int) override { return {mine}; }
   void barrier() override {}
-  double all_reduce_scalar(double v, const std::string&) override { return v; }
+  double all_reduce_scalar(double v, ReduceOp) override { return v; }
 
  protected:
   void all_reduce_sum_impl(torch::Tensor&) override {}

@@ -121,9 +121,8 @@ std::vector<std::string> MpiCommunicator::gather_bytes(const std::string& mine, 
 
 void MpiCommunicator::barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }
 
-double MpiCommunicator::all_reduce_scalar(double v, const std::string& op) {
-  MPI_Op o = op == "sum" ? MPI_SUM : op == "min" ? MPI_MIN : op == "max" ? MPI_MAX : MPI_OP_NULL;
-  BORA_CHECK(o != MPI_OP_NULL, InternalError, "all_reduce_scalar: unknown op '", op, "'");
+double MpiCommunicator::all_reduce_scalar(double v, ReduceOp op) {
+  const MPI_Op o = op == ReduceOp::Sum ? MPI_SUM : op == ReduceOp::Min ? MPI_MIN : MPI_MAX;
   double out = 0;
   check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, o, comm_), "MPI_Allreduce");
   return out;

@@ -27,7 +27,7 @@ class MpiCommunicator : public Communicator {
   std::vector<std::string> all_gather_bytes(const std::string& mine) override;
   std::vector<std::string> gather_bytes(const std::string& mine, int root) override;
   void barrier() override;
-  double all_reduce_scalar(double v, const std::string& op) override;
+  double all_reduce_scalar(double v, ReduceOp op) override;
   MPI_Comm raw() const { return comm_; }
 
  protected:

@@ -1,5 +1,5 @@
 // NcclCommunicator: see nccl_communicator.h. Compiled only when BORA_HAVE_NCCL;
-// untested on the CPU-only development machine (docs/distributed.md).
+// exercised by the gpu-label tests (tests/gpu, docs/gpu.md), which need a GPU.
 #include "dist/nccl_communicator.h"
 
 #if BORA_HAVE_NCCL

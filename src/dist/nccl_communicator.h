@@ -43,7 +43,7 @@ class NcclCommunicator : public Communicator {
     return mpi_.gather_bytes(mine, root);
   }
   void barrier() override { mpi_.barrier(); }
-  double all_reduce_scalar(double v, const std::string& op) override { return mpi_.all_reduce_scalar(v, op); }
+  double all_reduce_scalar(double v, ReduceOp op) override { return mpi_.all_reduce_scalar(v, op); }
 
  protected:
   void all_reduce_sum_impl(torch::Tensor& t) override;

@@ -101,9 +101,9 @@ void World::start_watchdog(const std::string& program) {
                             "in progress is left unfinished, never marked complete)")) + "\n";
   watchdog_ = std::thread([this, line] {
     std::unique_lock<std::mutex> lk(watchdog_mutex_);
-    // Four times a second: getppid() is a cheap system call, and with a poll of
-    // 1 s the ranks of the tiny test model still took 4 more steps and committed
-    // 2 more checkpoints after mpirun was gone.
+    // Four times a second: getppid() is a cheap system call, and a poll of 1 s
+    // let small runs take steps and commit checkpoints after mpirun was gone
+    // (docs/checkpoints.md, "The launcher killed").
     while (!watchdog_wake_.wait_for(lk, std::chrono::milliseconds(250), [this] { return watchdog_stop_; })) {
       if (::getppid() == launcher_pid_) continue;
       // stderr may be a pipe to the dead launcher: a write then fails (EPIPE, or
@@ -145,12 +145,10 @@ std::unique_ptr<Communicator> World::split(int color) {
   return std::make_unique<MpiCommunicator>(sub, /*owned=*/true);
 }
 
-torch::Device World::select_device(const std::string& choice) const {
-  BORA_CHECK(choice == "cpu" || choice == "cuda" || choice == "auto", ConfigError, "device must be auto, cpu or cuda, got '",
-             choice, "'");
-  if (choice == "cpu") return torch::kCPU;
+torch::Device World::select_device(DeviceKind choice) const {
+  if (choice == DeviceKind::Cpu) return torch::kCPU;
   const bool cuda = torch::cuda::is_available();
-  BORA_CHECK(cuda || choice == "auto", ConfigError, "device = cuda but no CUDA device is available");
+  BORA_CHECK(cuda || choice == DeviceKind::Auto, ConfigError, "device = cuda but no CUDA device is available");
   if (!cuda) return torch::kCPU;
   const int count = static_cast<int>(torch::cuda::device_count());
   const auto index = static_cast<c10::DeviceIndex>(local_rank_ % count);
@@ -175,7 +173,7 @@ std::unique_ptr<Communicator> make_communicator(World& world, torch::Device devi
     BORA_CHECK(choice.empty() || choice == "nccl" || choice == "mpi", ConfigError,
                "BORA_COMM must be nccl or mpi, got '", choice, "'");
     const bool shared = world.local_size() > static_cast<int>(torch::cuda::device_count());
-    const bool staged = world.comm().all_reduce_scalar(shared || choice == "mpi" ? 1.0 : 0.0, "max") > 0;
+    const bool staged = world.comm().all_reduce_scalar(shared || choice == "mpi" ? 1.0 : 0.0, ReduceOp::Max) > 0;
     if (!staged) return std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, device);
     if (world.rank() == 0)
       BORA_WARN(choice == "mpi" ? "BORA_COMM=mpi" : "ranks share a GPU (NCCL needs one GPU per rank)",

@@ -11,8 +11,8 @@
 //
 // The launcher watchdog: a rank whose launcher is killed (kill -9 of mpirun or of
 // srun's step daemon) is reparented, and Open MPI 4.1.4 ranks on one node train on
-// over shared memory (measured: 7 more steps and 3 more checkpoints, then a silent
-// exit 195 2.9 s later; docs/checkpoints.md, "The launcher killed"). Under
+// over shared memory until Open MPI notices, several steps and checkpoints later
+// (measured in docs/checkpoints.md, "The launcher killed"). Under
 // a launcher (OMPI_COMM_WORLD_SIZE, PMIX_RANK, PMI_RANK or SLURM_STEP_ID set) World
 // runs a thread that compares getppid() with its value at start every 250 ms; when
 // the parent is gone it prints one line ("bora-train: rank 1 on host n07: error:
@@ -36,9 +36,14 @@
 #include <string>
 #include <thread>
 
+#include "core/options.h"
 #include "dist/communicator.h"
 
 namespace bora {
+
+// Where a rank's model runs (option device): auto = cuda when available, else cpu.
+enum class DeviceKind { Auto, Cpu, Cuda };
+inline const Names<DeviceKind> kDeviceNames = {{"auto", DeviceKind::Auto}, {"cpu", DeviceKind::Cpu}, {"cuda", DeviceKind::Cuda}};
 
 // The exit code of a rank whose launcher is gone (DistError's).
 constexpr int kExitLauncherGone = 7;
@@ -68,10 +73,10 @@ class World {
   // ordered by world rank: one tau per group in a sweep inside one allocation.
   std::unique_ptr<Communicator> split(int color);
 
-  // This rank's device for the trainer's `device` option: "cpu"; "cuda" (a
-  // ConfigError without CUDA); "auto" = cuda when available, else cpu. A CUDA
+  // This rank's device for the trainer's `device` option: cpu; cuda (a
+  // ConfigError without CUDA); auto = cuda when available, else cpu. A CUDA
   // choice is cuda:(local_rank mod device count), made the current device.
-  torch::Device select_device(const std::string& choice) const;
+  torch::Device select_device(DeviceKind choice) const;
 
   // Ends the whole job with `code`: MPI_Abort when MPI is running (peers are killed
   // by the launcher), nothing otherwise (the caller returns the code).
@@ -103,8 +108,8 @@ std::unique_ptr<Communicator> make_communicator(World& world, torch::Device devi
 
 // Intra-op threads for one rank: `requested` when > 0, else OMP_NUM_THREADS when set,
 // else the node's cores shared by its ranks (at least 1). Oversubscribed OpenMP
-// threads spin against each other: on a loaded 2-core machine two threads per rank
-// ran 40x slower than one.
+// threads spin against each other and run many times slower than one thread each
+// (measured in docs/distributed.md, the threads row).
 int threads_per_rank(int requested, int local_ranks);
 
 // What this binary was built with and runs on, one line, for --version and the

@@ -6,7 +6,9 @@
 // forward the caller passes a LinearAdapter, bound to the batch (which row belongs
 // to which task), and the model asks it to add its update to every adaptable
 // linear layer's output. This keeps one copy of the base for any number of tasks
-// and lets new architectures (GPT-2, LLaMA) plug in by implementing this interface.
+// and lets new architectures (GPT-2, LLaMA) plug in by implementing this interface
+// (plus what still assumes OPT: the six adaptable sites and their module paths,
+// PEFT's module names, the GPT-2 tokenizer; docs/contributing.md lists them).
 //
 // Sequence conventions (every caller): ids [B, S] int64, attention_mask [B, S]
 // (1 = real token, 0 = padding; left or right padding), target_mask [B, S] bool:
@@ -21,6 +23,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "core/options.h"
 
 namespace bora {
 
@@ -69,6 +73,7 @@ struct ModelShape {
   int64_t num_layers = 0;
   int64_t hidden_size = 0;
   int64_t vocab_size = 0;
+  int64_t pad_token_id = 1;          // config.json's: the id batches are padded with
   int64_t site_in[kNumSites] = {};   // in_features of each site's linear layer
   int64_t site_out[kNumSites] = {};  // out_features
 };
@@ -130,6 +135,10 @@ torch::Tensor target_nll(CausalLM& model, const torch::Tensor& ids,
 // autograd over the whole [N, V] instead.
 torch::Tensor head_nll(const torch::Tensor& rows, const torch::Tensor& weight, const torch::Tensor& want,
                        int64_t chunk_rows = 0);
+
+// The dtypes a base computes in (option dtype) or is saved as.
+inline const Names<torch::Dtype> kModelDtypeNames = {
+    {"float32", torch::kFloat32}, {"bfloat16", torch::kBFloat16}, {"float16", torch::kFloat16}};
 
 struct LoadOptions {
   torch::Dtype dtype = torch::kFloat32;  // compute dtype of the base

@@ -120,6 +120,7 @@ OptForCausalLM::OptForCausalLM(const OptConfig& config, const torch::TensorOptio
   shape_.num_layers = config_.num_hidden_layers;
   shape_.hidden_size = config_.hidden_size;
   shape_.vocab_size = config_.vocab_size;
+  shape_.pad_token_id = config_.pad_token_id;
   const int64_t d = config_.hidden_size, f = config_.ffn_dim;
   const int64_t in[] = {d, d, d, d, d, f}, out[] = {d, d, d, d, f, d};
   for (int s = 0; s < kNumSites; ++s) {

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
     auto model = bora::load_causal_lm(model_dir);
     bora::DatasetReader reader(data, tasks);
     reader.check_tokenizer(bora::Tokenizer::from_folder(model_dir).identity_hex(), model->shape().vocab_size);
-    const int64_t pad = bora::read_json_file(model_dir + "/config.json").value("pad_token_id", int64_t(1));
+    const int64_t pad = model->shape().pad_token_id;
 
     const std::vector<int64_t>& open = reader.open_tasks();
     std::vector<std::string> names, folders;

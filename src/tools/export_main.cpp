@@ -20,7 +20,8 @@
 
 int main(int argc, char** argv) {
   return bora::guarded_main("bora-export", [&] {
-    std::string run, task, model_dir, from, merged, peft, adapter, dtype = "float32";
+    std::string run, task, model_dir, from, merged, peft, adapter;
+    torch::Dtype dtype = torch::kFloat32;
     bora::OptionTable t("bora-export", "Writes one task's adapter of a run as a merged HF checkpoint, a PEFT adapter "
                                        "or a bora-format adapter.");
     t.group("input");
@@ -30,7 +31,7 @@ int main(int argc, char** argv) {
     t.add("from", &from, "an adapter folder (PEFT or bora format) instead of --run/--task; needs --model");
     t.group("outputs (any of)");
     t.add("merged", &merged, "write an HF checkpoint with the adapter folded into the weights (+ the tokenizer)");
-    t.add_choice("dtype", &dtype, {"float32", "bfloat16", "float16"}, "dtype of the merged checkpoint's weights");
+    t.add_choice("dtype", &dtype, bora::kModelDtypeNames, "dtype of the merged checkpoint's weights");
     t.add("peft", &peft, "write a PEFT adapter (LoRA; VeRA for a tied adapter with one target module)");
     t.add("adapter", &adapter, "write bora's own adapter format");
     t.set_version(bora::build_info);
@@ -50,15 +51,14 @@ int main(int argc, char** argv) {
     BORA_INFO("adapter ", bank->spec().describe(), " from ", dir);
 
     if (!merged.empty()) {
-      const auto type = dtype == "bfloat16" ? torch::kBFloat16 : dtype == "float16" ? torch::kFloat16 : torch::kFloat32;
-      bora::export_merged(*model, *bank, 0, merged, type);
+      bora::export_merged(*model, *bank, 0, merged, dtype);
       // The tokenizer travels with the weights, so the folder is a complete model.
       namespace fs = std::filesystem;
       for (const char* f : {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
                             "special_tokens_map.json", "generation_config.json"})
         if (fs::exists(model_dir + "/" + f))
           fs::copy_file(model_dir + "/" + f, merged + "/" + f, fs::copy_options::overwrite_existing);
-      BORA_INFO("wrote the merged checkpoint ", merged, " (", dtype, ")");
+      BORA_INFO("wrote the merged checkpoint ", merged, " (", bora::name_of(bora::kModelDtypeNames, dtype), ")");
     }
     if (!peft.empty()) {
       const bora::AdapterSpec& s = bank->spec();

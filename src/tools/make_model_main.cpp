@@ -26,12 +26,12 @@ struct MakeModelConfig {
   int64_t max_positions = 512;
   int64_t seed = 0;
   double init_std = 0.02;
-  std::string dtype = "float32";
+  torch::Dtype dtype = torch::kFloat32;
 
   void declare(bora::OptionTable& t) {
     t.group("output");
     t.add("out", &out, "model folder to write");
-    t.add_choice("dtype", &dtype, {"float32", "float16", "bfloat16"}, "dtype of the saved weights");
+    t.add_choice("dtype", &dtype, bora::kModelDtypeNames, "dtype of the saved weights");
     t.group("tokenizer");
     t.add("vocab", &vocab, "GPT-2 vocab.json (launch/install-deps.sh puts it in .deps/gpt2)");
     t.add("merges", &merges, "GPT-2 merges.txt (launch/install-deps.sh puts it in .deps/gpt2)");
@@ -76,8 +76,7 @@ int main(int argc, char** argv) {
     oc.validate("bora-make-model");
     bora::OptForCausalLM model(oc, torch::kFloat32);
     model.init_random(static_cast<uint64_t>(c.seed), c.init_std);
-    const auto dtype = c.dtype == "bfloat16" ? torch::kBFloat16 : c.dtype == "float16" ? torch::kFloat16 : torch::kFloat32;
-    model.save_pretrained(c.out, dtype);
+    model.save_pretrained(c.out, c.dtype);
     tok.save(c.out);
     int64_t params = 0;
     for (const auto& p : model.parameters()) params += p.numel();

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
         BORA_INFO("group ", group, ": ranks ", world.rank(), "..", world.rank() + comm->size() - 1, " train tau = ",
                   bora::format_double(config.bora.tau), " into ", config.run_dir);
     }
-    bora::Trainer trainer(config, table.to_ini(), *comm);
+    bora::Trainer trainer(config, table.to_ini(), *comm, device);
     const bool finished = trainer.run();
     // Every rank's own GPU (the caching allocator's peak, as torch.cuda.max_memory_allocated).
     if (device.is_cuda()) BORA_INFO(bora::describe_device_memory(device));

@@ -31,14 +31,7 @@ void PretrainConfig::declare(OptionTable& t) {
   t.add("micro_batch", &micro_batch, "sequences per forward/backward (gradient accumulation)");
   t.add("epochs", &epochs, "passes over the pooled training split");
   t.add("max_steps", &max_steps, "steps (> 0 overrides epochs)");
-  t.add("lr", &lr, "peak learning rate");
-  t.add("weight_decay", &weight_decay, "AdamW decoupled weight decay");
-  t.add("beta1", &beta1, "AdamW beta1");
-  t.add("beta2", &beta2, "AdamW beta2");
-  t.add("eps", &eps, "AdamW epsilon");
-  t.add("warmup_steps", &warmup_steps, "linear warmup steps");
-  t.add("min_lr_ratio", &min_lr_ratio, "cosine floor as a fraction of lr");
-  t.add("grad_clip", &grad_clip, "global gradient-norm clip (0 = off)");
+  optim.declare(t, "peak learning rate");
   t.group("evaluation");
   t.add("eval_every", &eval_every, "pooled validation perplexity every N steps (0 = at the end)");
   t.add("eval_batch", &eval_batch, "sequences per evaluation forward");
@@ -49,9 +42,7 @@ void PretrainConfig::validate() const {
   BORA_CHECK(!model.empty() && !data.empty() && !out.empty(), ConfigError, "model, data and out must be set");
   BORA_CHECK(batch_size > 0 && micro_batch > 0 && eval_batch > 0, ConfigError, "batch sizes must be > 0");
   BORA_CHECK(epochs > 0 || max_steps > 0, ConfigError, "epochs or max_steps must be > 0");
-  BORA_CHECK(lr > 0, ConfigError, "lr must be > 0, got ", lr);
-  BORA_CHECK(min_lr_ratio >= 0 && min_lr_ratio <= 1, ConfigError, "min_lr_ratio must be in [0, 1]");
-  BORA_CHECK(grad_clip >= 0 && weight_decay >= 0, ConfigError, "grad_clip and weight_decay must be >= 0");
+  optim.validate();
 }
 
 PretrainResult pretrain(const PretrainConfig& c) {
@@ -62,7 +53,7 @@ PretrainResult pretrain(const PretrainConfig& c) {
   DatasetReader reader(c.data, {});
   Tokenizer tok = Tokenizer::from_folder(c.model);
   reader.check_tokenizer(tok.identity_hex(), model->shape().vocab_size);
-  const int64_t pad_id = read_json_file(c.model + "/config.json").value("pad_token_id", int64_t(1));
+  const int64_t pad_id = model->shape().pad_token_id;
 
   const std::vector<int64_t>& tasks = reader.open_tasks();
   std::vector<int64_t> sizes;
@@ -72,7 +63,7 @@ PretrainResult pretrain(const PretrainConfig& c) {
 
   std::vector<torch::Tensor> params = model->parameters();
   std::vector<std::unique_ptr<AdamW>> opts;
-  for (auto& p : params) opts.push_back(std::make_unique<AdamW>(p, AdamWOptions{c.beta1, c.beta2, c.eps, c.weight_decay}));
+  for (auto& p : params) opts.push_back(std::make_unique<AdamW>(p, c.optim.adamw()));
   BatchBuilder builder(reader, pad_id, model->device(), c.drop_prompt);
   std::vector<int64_t> rows_of_task(tasks.size(), 0);
   Evaluator eval(*model, reader, tasks, rows_of_task, c.eval_batch, pad_id, c.drop_prompt);
@@ -102,16 +93,12 @@ PretrainResult pretrain(const PretrainConfig& c) {
       (nll / double(targets)).backward();
       nll_sum += nll.item<double>();
     }
-    // Warmup, then cosine decay to min_lr_ratio * lr.
-    const double frac = step < c.warmup_steps ? double(step + 1) / double(c.warmup_steps)
-                                              : c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 *
-                                                    (1 + std::cos(M_PI * double(step - c.warmup_steps) /
-                                                                  double(std::max<int64_t>(1, total - c.warmup_steps))));
-    const double lr = c.lr * frac;
+    const double lr = c.optim.lr_at(c.optim.lr, step, total);
     torch::NoGradGuard g;
     double sq = 0;
     for (auto& p : params) sq += p.grad().pow(2).sum().item<double>();
-    const double scale = c.grad_clip > 0 && std::sqrt(sq) > c.grad_clip ? c.grad_clip / (std::sqrt(sq) + 1e-6) : 1.0;
+    const double clip = c.optim.grad_clip;
+    const double scale = clip > 0 && std::sqrt(sq) > clip ? clip / (std::sqrt(sq) + 1e-6) : 1.0;
     for (size_t i = 0; i < params.size(); ++i) {
       if (scale != 1.0) params[i].mutable_grad().mul_(scale);
       opts[i]->step(params[i].grad(), lr);

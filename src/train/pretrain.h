@@ -12,9 +12,9 @@
 #include <cstdint>
 #include <string>
 
-namespace bora {
+#include "train/optimizer_config.h"
 
-class OptionTable;
+namespace bora {
 
 struct PretrainConfig {
   std::string model;   // the initial HF folder (e.g. made by bora-make-model)
@@ -26,10 +26,18 @@ struct PretrainConfig {
   int64_t micro_batch = 16;
   int64_t epochs = 1;
   int64_t max_steps = 0;
-  double lr = 3e-3, weight_decay = 0.01, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
-  int64_t warmup_steps = 20;
-  double min_lr_ratio = 0.1;
-  double grad_clip = 1.0;
+  // Warm-up and cosine decay, AdamW with weight decay and clipping (a base's recipe).
+  OptimizerConfig optim = [] {
+    OptimizerConfig o;
+    o.lr = 3e-3;
+    o.weight_decay = 0.01;
+    o.beta2 = 0.95;
+    o.schedule = LrSchedule::Cosine;
+    o.warmup_steps = 20;
+    o.min_lr_ratio = 0.1;
+    o.grad_clip = 1.0;
+    return o;
+  }();
   bool drop_prompt = true;
   int64_t eval_every = 0;  // 0: at the end only
   int64_t eval_batch = 32;

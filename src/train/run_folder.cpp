@@ -52,16 +52,10 @@ std::string run_option(const std::string& run_dir, const std::string& key) {
   const std::string ini = run_dir + "/config.ini";
   BORA_CHECK(std::filesystem::is_directory(run_dir), ConfigError, "run folder '", run_dir, "' does not exist");
   BORA_CHECK(std::filesystem::exists(ini), ConfigError, "'", run_dir, "' is not a bora-train run folder (no config.ini)");
-  // Only the one line is parsed, so options of other tools or versions cannot fail it.
-  std::string text = read_file(ini), line, kept;
-  for (std::istringstream in(text); std::getline(in, line);)
-    if (line.rfind(key + " =", 0) == 0 || line.rfind(key + "=", 0) == 0) kept += line + "\n";
-  BORA_CHECK(!kept.empty(), ConfigError, ini, ": no '", key, "' option");
-  std::string value;
-  OptionTable table("run", "");
-  table.add(key, &value, "");
-  table.parse_ini(kept, ini);
-  return value;
+  // Read without an option table, so that options of other tools or versions cannot fail it.
+  for (const auto& [k, value] : read_ini(read_file(ini), ini))
+    if (k == key) return value;
+  BORA_THROW(ConfigError, ini, ": no '", key, "' option");
 }
 
 std::string run_adapter_dir(const std::string& run_dir, const std::string& task) {

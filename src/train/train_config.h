@@ -10,12 +10,14 @@
 
 #include "adapters/adapter_config.h"
 #include "bora/bora_config.h"
+#include "bora/sampler.h"
 #include "checkpoint/checkpoint_config.h"
+#include "dist/world.h"
+#include "model/causal_lm.h"
+#include "train/optimizer_config.h"
 #include "train/run_lock.h"
 
 namespace bora {
-
-class OptionTable;
 
 struct TrainConfig {
   // run
@@ -25,10 +27,10 @@ struct TrainConfig {
   std::string run_dir = "runs/bora";
   std::vector<std::string> tasks;  // empty = every task of the dataset
   int64_t seed = 42;
-  std::string device = "auto";     // auto | cpu | cuda
-  std::string dtype = "float32";   // compute dtype of the frozen base: float32 | bfloat16 | float16 (CUDA)
-  int threads = 0;                 // intra-op threads per rank; 0 = cores / ranks on the node
-  std::string sampler = "global";  // global | balanced (results then depend on the partition)
+  DeviceKind device = DeviceKind::Auto;       // World::select_device turns it into this rank's device
+  torch::Dtype dtype = torch::kFloat32;       // compute dtype of the frozen base (float16: CUDA only)
+  int threads = 0;                            // intra-op threads per rank; 0 = cores / ranks on the node
+  SamplerKind sampler = SamplerKind::Global;  // balanced: results then depend on the partition
   RunLockOptions lock;             // the run folder's lock: heartbeat and staleness (train/run_lock.h)
 
   // batches
@@ -38,20 +40,15 @@ struct TrainConfig {
   // optimisation
   int64_t epochs = 10;
   int64_t max_steps = 0;  // > 0 overrides epochs
-  double lr = 1e-4;
+  OptimizerConfig optim;  // lr, AdamW, schedule, grad_clip (the reference's: constant lr, no clipping)
   double lr_per_tau = 0;  // > 0: lr = tau * lr_per_tau for 0 < tau < inf
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
-  std::string lr_schedule = "constant";  // constant | cosine
-  int64_t warmup_steps = 0;
-  double min_lr_ratio = 0.0;  // cosine floor, as a fraction of lr
-  double grad_clip = 0.0;     // > 0: clip the global gradient norm
 
   // evaluation
   int64_t eval_every = 0;  // steps; 0 = once per epoch
   int64_t patience = 8;    // evaluations without a better validation NLL before stopping; 0 = never stop early
   double converge_tol = 1e-3;  // a run that did not stop early converged if its NLL fell less (relative) lately
   int64_t eval_batch = 32;
-  bool eval_base = true;   // evaluate before the first step too
+  bool eval_base = true;   // evaluate the base alone (no adapter) on the validation split before training
   int64_t log_every = 10;
   int64_t replica_check_every = 100;  // steps between Theta replica checksums (0 = off)
   bool export_adapters = true;
@@ -66,7 +63,7 @@ struct TrainConfig {
   // The learning rate the run uses: lr_per_tau * tau for 0 < tau < inf when set.
   double effective_lr() const;
   // The schedule's learning rate at `step` (0-based) of `total_steps`.
-  double lr_at(int64_t step, int64_t total_steps) const;
+  double lr_at(int64_t step, int64_t total_steps) const { return optim.lr_at(effective_lr(), step, total_steps); }
 };
 
 }  // namespace bora

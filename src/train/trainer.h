@@ -18,6 +18,11 @@
 // task's mean NLL is normalised by its target tokens in the GLOBAL minibatch, which
 // this rank knows because all of a task's rows are on the rank that owns it — so
 // micro-batching and the number of ranks change nothing but float summation order.
+//
+// The parts, each readable alone: train/task_plan.h (which tasks, on which rank,
+// in which row), train/train_state.h (what a checkpoint holds, one table of tensor
+// names for save and resume), train/results.h (results.json/md, the exported
+// adapters), train/evaluator.h, train/batch.h, bora/prior.h, bora/sampler.h.
 #pragma once
 
 #include <torch/types.h>
@@ -27,18 +32,18 @@
 #include <vector>
 
 #include "adapters/bank.h"
-#include "bora/prior.h"
 #include "bora/sampler.h"
+#include "checkpoint/checkpoint.h"
 #include "data/dataset.h"
 #include "dist/communicator.h"
 #include "model/causal_lm.h"
 #include "train/adamw.h"
 #include "train/batch.h"
-#include "checkpoint/checkpoint.h"
-#include "train/convergence.h"
 #include "train/evaluator.h"
 #include "train/run_folder.h"
+#include "train/task_plan.h"
 #include "train/train_config.h"
+#include "train/train_state.h"
 
 namespace bora {
 
@@ -60,10 +65,10 @@ struct StepStats {
 
 class Trainer {
  public:
-  // Loads the base, the dataset (this rank's shards only), builds the adapters of
-  // this rank's tasks and initialises them, or loads them from a checkpoint
-  // (checkpoint.resume; see checkpoint/checkpoint.h).
-  Trainer(TrainConfig config, std::string resolved_ini, Communicator& comm);
+  // Loads the base onto `device` (World::select_device), the dataset (this rank's
+  // shards only), builds the adapters of this rank's tasks and initialises them, or
+  // loads them from a checkpoint (checkpoint.resume; see checkpoint/checkpoint.h).
+  Trainer(TrainConfig config, std::string resolved_ini, Communicator& comm, torch::Device device);
   ~Trainer();
 
   // Trains until max steps or early stopping, evaluates the best adapters on the
@@ -79,71 +84,58 @@ class Trainer {
   // Every task's figures on every rank.
   EvalSummary evaluate(Split split);
 
-  // State, for tests and checkpoints.
+  // State, for tests.
   const TrainConfig& config() const { return cfg_; }
-  const std::vector<std::string>& task_names() const { return task_names_; }
-  int64_t num_tasks() const { return static_cast<int64_t>(task_names_.size()); }
-  // Run-task indices owned by this rank, in bank-row order.
-  const std::vector<int64_t>& local_tasks() const { return local_; }
-  const std::vector<int>& owners() const { return owner_; }
+  const TaskPlan& plan() const { return *plan_; }
+  const std::vector<std::string>& task_names() const { return plan_->names(); }
+  // Run-task indices owned by this rank, in slot (bank-row) order.
+  const std::vector<int64_t>& local_tasks() const { return plan_->local_tasks(); }
   AdapterBank& bank() { return *bank_; }
   CausalLM& model() { return *model_; }
-  Communicator& comm() { return comm_; }
   // Theta [P] (undefined at tau = inf).
   torch::Tensor theta() const { return theta_; }
-  // The adapter row of a local task (the shared row at tau = inf).
-  torch::Tensor task_row(int64_t local_index) const;
-  int64_t global_step() const { return step_; }
-  int64_t total_steps() const { return total_steps_; }
-  int64_t steps_per_epoch() const { return sampler_->steps_per_epoch(); }
-  const EvalSummary& best_validation() const { return best_val_; }
-
-  // Optimizer and early-stopping state (for checkpoints).
+  int64_t global_step() const { return state_.step; }
+  const EarlyStop& early_stop() const { return state_.early; }
   AdamW& rows_optimizer() { return *rows_opt_; }
   AdamW* theta_optimizer() { return theta_opt_.get(); }
-  struct EarlyStop {
-    double best_nll = INFINITY;
-    int64_t best_step = 0;
-    int64_t bad_evals = 0;
-    bool stopped = false;
-    torch::Tensor best_rows, best_theta;  // copies at best_step
-    std::vector<std::pair<int64_t, double>> history;  // (step, macro validation NLL) per evaluation
-  };
-  EarlyStop& early_stop() { return early_; }
-  void set_global_step(int64_t s) { step_ = s; }
   // The checkpoint this run resumed from ("" for a fresh start).
   const std::string& resumed_from() const { return resumed_from_; }
 
  private:
-  void setup_tasks();
-  void setup_model_and_data();
+  void load_model_and_data(torch::Device device);
   void init_adapters();
+  void make_sampler();
   // Loads the checkpoint that checkpoint.resume names, if any.
   void resume();
   OrderedJson checkpoint_meta() const;
   void check_resumable(const Json& meta) const;
-  // Rows of this rank's tasks in the global batch of `step`, grouped by task.
+  TrainTensors tensors() const { return {bank_->rows(), rows_opt_.get(), theta_, theta_opt_.get(), &state_.early}; }
+
+  // The parts of step(), in its order.
   std::vector<RowRef> local_rows(int64_t step);
-  void evaluate_and_track();
-  void finish();
-  int64_t global_steps_per_epoch() const;
-  void write_results();
-  void export_adapters();
-  void log_step(const StepStats& s);
+  struct Likelihood;
+  Likelihood likelihood(const std::vector<RowRef>& rows, torch::Tensor& buffer, StepStats& st);
+  void add_prior(torch::Tensor& buffer);
+  void share_host_scalars(torch::Tensor& buffer, int64_t tokens, int64_t sequences);
+  void read_scalars(torch::Tensor& buffer, StepStats& st, const Likelihood& l);
   // Scales the rows' and Theta's gradients to a global norm of at most grad_clip;
   // rows_sq: the squared norm of the rows' gradient over all ranks (a device scalar).
   void clip_gradients(const torch::Tensor& rows_sq, torch::Tensor& theta_grad);
   // The NumericError of a step whose loss is not finite somewhere (collective).
-  [[noreturn]] void throw_non_finite_loss(const std::vector<std::vector<RowRef>>& chunks,
-                                          const std::vector<torch::Tensor>& chunk_nll);
+  [[noreturn]] void throw_non_finite_loss(const Likelihood& l);
   // DistError unless the replicated state (Theta, or the shared adapter) is
   // bit-identical on every rank.
   void check_replicas();
+
+  void evaluate_and_track();
+  void finish();
+  void log_step(const StepStats& s);
 
   TrainConfig cfg_;
   std::string resolved_ini_;
   Communicator& comm_;
   std::unique_ptr<RunFolder> run_;
+  std::unique_ptr<TaskPlan> plan_;
   std::shared_ptr<CausalLM> model_;
   std::unique_ptr<DatasetReader> reader_;
   std::unique_ptr<BatchBuilder> builder_;
@@ -152,28 +144,13 @@ class Trainer {
   std::unique_ptr<GlobalSampler> sampler_;
   std::unique_ptr<AdamW> rows_opt_, theta_opt_;
   std::unique_ptr<Checkpointer> checkpointer_;
-  std::string resumed_from_;
-  std::string manifest_hash_;  // XXH3 of the dataset's manifest.json, read once
-  int64_t last_checkpoint_step_ = -1;
   torch::Tensor theta_;
-  PriorKind prior_kind_ = PriorKind::Gaussian;
-
-  std::vector<std::string> task_names_;    // the run's tasks, in manifest order
-  std::vector<int64_t> manifest_index_;    // run task -> manifest task
-  std::vector<int64_t> train_docs_, train_targets_;
-  std::vector<double> weight_;             // w_d by run task
-  std::vector<int> owner_;                 // run task -> rank
-  std::vector<int64_t> local_;             // bank row -> run task
-  std::vector<int64_t> local_of_;          // run task -> bank row, or -1
-  int64_t pad_id_ = 1;
-  int64_t step_ = 0, total_steps_ = 0;
-  EarlyStop early_;
-  EvalSummary base_val_, best_val_, final_test_;
-  std::vector<double> distances_;  // ||theta_d - Theta|| at the best step, by run task
-  Convergence convergence_;        // assessed when training ends
+  TrainState state_;
+  int64_t total_steps_ = 0;
+  std::string manifest_hash_;      // XXH3 of the dataset's manifest.json, read once
+  std::string resumed_from_;
   std::string last_checkpoint_;    // named in NaN errors
-  double train_seconds_ = 0;
-  int64_t train_tokens_ = 0;
+  int64_t last_checkpoint_step_ = -1;
 };
 
 }  // namespace bora

@@ -31,7 +31,7 @@ AdapterSpec spec_for(const std::string& preset, const ModelShape& shape, bool fu
   c.alpha = 8;
   c.targets = std::move(targets);
   c.fused_qkv = fused;
-  c.strategy = std::move(strategy);
+  c.strategy = parse_name(kAdapterStrategyNames, "adapter_strategy", strategy);
   return AdapterSpec::resolve(c, shape);
 }
 

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/options.h"
+#include "core/stop_request.h"
 #include "train/train_fixture.h"
 
 namespace bora {
@@ -33,7 +34,7 @@ std::string resolved_ini(TrainConfig c) {
 }
 
 struct Solo {
-  explicit Solo(const TrainConfig& c) : trainer(c, resolved_ini(c), comm) {}
+  explicit Solo(const TrainConfig& c) : trainer(c, resolved_ini(c), comm, torch::kCPU) {}
   LocalCommunicator comm;
   Trainer trainer;
 };
@@ -45,7 +46,7 @@ TrainConfig config(const std::string& run, double tau = 10, const std::string& u
   c.eval_every = 4;
   c.patience = 0;
   c.bora.tau = tau;
-  c.bora.theta_update = update;
+  c.bora.theta_update = parse_name(kThetaUpdateNames, "theta_update", update);
   return c;
 }
 
@@ -90,27 +91,41 @@ Outcome run_interrupted(TrainConfig c, int crash_at) {
 }
 
 TEST(Checkpoint, ResolvedIniAndRunDefiningKeys) {
-  auto a = parse_resolved_ini("# run\nmodel = m\ntau = 10\neval_every = 5\n\n[x]\nlr=0.001\n");
+  auto a = parse_resolved_ini("# run\nmodel = m\ntau = 10\neval_every = 5\n\n# optimizer\nlr=0.001\n");
   EXPECT_EQ(a.size(), 4u);
   EXPECT_EQ(a["lr"], "0.001");
   auto b = a;
   b["eval_every"] = "7";  // safe
   b["run_dir"] = "elsewhere";
-  EXPECT_TRUE(run_defining_differences(a, b).empty());
+  TrainConfig defaults;
+  OptionTable table("bora-train", "");
+  defaults.declare(table);
+  auto differences = [&](const std::map<std::string, std::string>& x, const std::map<std::string, std::string>& y) {
+    return run_defining_differences(x, y, table);
+  };
+  EXPECT_TRUE(differences(a, b).empty());
   b["tau"] = "100";
   b.erase("model");
-  const auto d = run_defining_differences(a, b);
+  const auto d = differences(a, b);
   ASSERT_EQ(d.size(), 2u);
   EXPECT_EQ(d[0], "model: 'm' -> '(absent)'");
   EXPECT_EQ(d[1], "tau: '10' -> '100'");
-  // An option newer than the checkpoint: equal while it keeps its default.
+  // An option newer than the checkpoint (absent from it): equal while it keeps its default.
   auto c = a;
   c["init_adapter"] = "";
-  EXPECT_EQ(run_defining_differences(a, c).size(), 1u);
-  EXPECT_TRUE(run_defining_differences(a, c, {{"init_adapter", ""}}).empty());
+  EXPECT_TRUE(differences(a, c).empty());
   c["init_adapter"] = "some/folder";
-  ASSERT_EQ(run_defining_differences(a, c, {{"init_adapter", ""}}).size(), 1u);
-  EXPECT_EQ(run_defining_differences(a, c, {{"init_adapter", ""}})[0], "init_adapter: '' -> 'some/folder'");
+  ASSERT_EQ(differences(a, c).size(), 1u);
+  EXPECT_EQ(differences(a, c)[0], "init_adapter: '' -> 'some/folder'");
+  // A key unknown to the table (another version's) differs unless both sides agree.
+  c = a;
+  c["some_future_key"] = "1";
+  ASSERT_EQ(differences(a, c).size(), 1u);
+  EXPECT_EQ(differences(a, c)[0], "some_future_key: '(absent)' -> '1'");
+  // Every resume-safe key is one the table declares, and tau is not one.
+  const std::set<std::string> safe = table.resume_safe_keys();
+  EXPECT_TRUE(safe.count("epochs") && safe.count("patience") && safe.count("resume") && safe.count("lock_stale_s"));
+  EXPECT_FALSE(safe.count("tau") || safe.count("lr") || safe.count("batch_size") || safe.count("adapter_r"));
 }
 
 TEST(Checkpoint, ResumedRunIsBitIdenticalToUninterrupted) {
@@ -315,9 +330,8 @@ TEST(Checkpoint, KeepsTheNewestKTheBestAndTheResumedOne) {
   Checkpointer ck(cc, run, comm);
   auto opened = ck.open_for_resume([](const Json&) {}, [](const OpenedCheckpoint& o) {
     std::map<std::string, torch::Tensor> t = {{checkpoint_task_tensor("a", "theta"), torch::Tensor()}};
-    const std::string problem = Checkpointer::read_tensors(o, t);
+    Checkpointer::read_tensors(o, t);
     EXPECT_TRUE(torch::equal(t.begin()->second, torch::ones({3})));
-    return problem;
   });
   ASSERT_TRUE(opened.has_value());
   for (int64_t s = 6; s <= 8; ++s) ck.save(s, p);
@@ -348,32 +362,41 @@ TEST(Checkpoint, ReadsAndVerifiesOnlyTheTensorsItNeeds) {
   EXPECT_EQ(o.names_with_prefix("rng/rank_1/"), std::vector<std::string>{"rng/rank_1/cpu"});
   EXPECT_TRUE(o.names_with_prefix("rng/rank_0/").empty());
 
+  // "" or the CheckpointError's message (a problem of this checkpoint).
+  auto problem = [&o](std::map<std::string, torch::Tensor>& wanted, int threads = 1) -> std::string {
+    try {
+      Checkpointer::read_tensors(o, wanted, threads);
+      return "";
+    } catch (const CheckpointError& e) {
+      return e.message();
+    }
+  };
   // A new owner of tasks b and c (another world size): in place, across both files.
   torch::Tensor rows = torch::zeros({2, 5});
   std::map<std::string, torch::Tensor> want = {{checkpoint_task_tensor("b", "theta"), rows[0]},
                                                {checkpoint_task_tensor("c", "theta"), rows[1]},
                                                {checkpoint_rng_prefix(1) + "cpu", torch::Tensor()}};
-  ASSERT_EQ(Checkpointer::read_tensors(o, want), "");
+  ASSERT_EQ(problem(want), "");
   EXPECT_TRUE(torch::equal(rows, torch::stack({torch::full({5}, 2.0f), torch::full({5}, 3.0f)})));
   EXPECT_TRUE(torch::equal(want.at("rng/rank_1/cpu"), torch::arange(4, torch::kUInt8)));
   // The same with several reader threads.
   rows.zero_();
-  ASSERT_EQ(Checkpointer::read_tensors(o, want, /*threads=*/3), "");
+  ASSERT_EQ(problem(want, /*threads=*/3), "");
   EXPECT_EQ(rows.sum().item<float>(), 25.0f);
 
   // Wrong shape, a tensor no file holds.
   std::map<std::string, torch::Tensor> bad_shape = {{checkpoint_task_tensor("a", "theta"), torch::zeros({4})}};
-  EXPECT_NE(Checkpointer::read_tensors(o, bad_shape).find("this run expects"), std::string::npos);
+  EXPECT_NE(problem(bad_shape).find("this run expects"), std::string::npos);
   std::map<std::string, torch::Tensor> missing = {{checkpoint_task_tensor("z", "theta"), torch::zeros({5})}};
-  EXPECT_NE(Checkpointer::read_tensors(o, missing).find("no file of meta.json holds tensor 'tasks/z/theta'"),
+  EXPECT_NE(problem(missing).find("no file of meta.json holds tensor 'tasks/z/theta'"),
             std::string::npos);
 
   // Corrupt task a's bytes: a reader of a fails naming it; a reader of b does not.
   corrupt_tensor(dir + "/" + checkpoint_rank_file(0), checkpoint_task_tensor("a", "theta"));
   std::map<std::string, torch::Tensor> a = {{checkpoint_task_tensor("a", "theta"), torch::zeros({5})}};
-  EXPECT_NE(Checkpointer::read_tensors(o, a).find("tensor 'tasks/a/theta' has checksum"), std::string::npos);
+  EXPECT_NE(problem(a).find("tensor 'tasks/a/theta' has checksum"), std::string::npos);
   std::map<std::string, torch::Tensor> b = {{checkpoint_task_tensor("b", "theta"), torch::zeros({5})}};
-  EXPECT_EQ(Checkpointer::read_tensors(o, b), "");
+  EXPECT_EQ(problem(b), "");
 
   // Corrupt a byte of rank 1's header (inside the JSON): every reader of it fails.
   {
@@ -382,7 +405,7 @@ TEST(Checkpoint, ReadsAndVerifiesOnlyTheTensorsItNeeds) {
     f.put(' ');
   }
   std::map<std::string, torch::Tensor> c = {{checkpoint_task_tensor("c", "theta"), torch::zeros({5})}};
-  EXPECT_NE(Checkpointer::read_tensors(o, c).find("its header has checksum"), std::string::npos);
+  EXPECT_NE(problem(c).find("its header has checksum"), std::string::npos);
 
   // A table that lists one tensor in two files is malformed.
   OrderedJson twice = files;

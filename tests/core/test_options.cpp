@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <set>
 
 #include "core/error.h"
 #include "core/options.h"
@@ -119,6 +120,54 @@ TEST(Options, HelpListsEveryKeyWithDefault) {
 TEST(Options, FormatDoubleRoundTrips) {
   for (double v : {0.1, 1e-5, 3.0, 1.0 / 3.0, 6.02e23, -2.5}) EXPECT_EQ(parse_double("k", format_double(v)), v);
   EXPECT_EQ(format_double(1e-5), "1e-05");
+}
+
+// A choice bound to an enum through its one name table: names in, names out
+// (--help, the resolved INI), the enum in between; anything else names the key
+// and every choice.
+enum class Mode { Fast, Exact, Off };
+const Names<Mode> kModeNames = {{"fast", Mode::Fast}, {"exact", Mode::Exact}, {"off", Mode::Off}};
+
+TEST(Options, EnumChoiceParsesAndPrintsItsNames) {
+  Mode mode = Mode::Exact;
+  OptionTable t("prog", "test");
+  t.add_choice("mode", &mode, kModeNames, "how");
+  EXPECT_EQ(t.values().at("mode"), "exact");  // the default, by name
+  EXPECT_NE(t.help().find("how {fast,exact,off} [default: exact]"), std::string::npos) << t.help();
+  ASSERT_TRUE(parse(t, {"--mode", " off "}));
+  EXPECT_EQ(mode, Mode::Off);
+  EXPECT_EQ(t.to_ini().find("mode = off\n") != std::string::npos, true) << t.to_ini();
+  t.parse_ini("mode = fast\n", "x.ini");
+  EXPECT_EQ(mode, Mode::Fast);
+  try {
+    parse(t, {"--mode", "slow"});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("option 'mode': 'slow' is not one of {fast,exact,off}"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(mode, Mode::Fast);  // unchanged by the refused value
+  EXPECT_STREQ(name_of(kModeNames, Mode::Off), "off");
+  EXPECT_EQ(parse_name(kModeNames, "mode", "exact"), Mode::Exact);
+}
+
+TEST(Options, ResumeSafeKeysAreMarkedWhereDeclared) {
+  Cfg c;
+  OptionTable t("prog", "test");
+  t.add("a", &c.tau, "");
+  t.add("b", &c.steps, "").resume_safe();
+  t.add("c", &c.flag, "");
+  t.add("d", &c.targets, "").resume_safe();
+  EXPECT_EQ(t.resume_safe_keys(), (std::set<std::string>{"b", "d"}));
+}
+
+// The one INI reader: pairs in order (a repeated key twice), comments and blanks
+// skipped, values trimmed, keys of any tool; a section prefixes its keys.
+TEST(Options, ReadIniKeepsOrderAndUnknownKeys) {
+  const auto kv = read_ini("# c\n\nz = 1\nfoo_bar =  two words \nz=3\n[s]\nk = v\n", "x.ini");
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(kv, (std::vector<P>{{"z", "1"}, {"foo_bar", "two words"}, {"z", "3"}, {"s.k", "v"}}));
+  EXPECT_THROW(read_ini("no equals sign here\n", "bad.ini"), ConfigError);
 }
 
 }  // namespace

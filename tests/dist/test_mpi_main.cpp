@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   torch::set_num_threads(1);
   const int mine = RUN_ALL_TESTS();
   // One verdict for the whole job, agreed on by every rank.
-  const int worst = static_cast<int>(world.comm().all_reduce_scalar(double(mine), "max"));
+  const int worst = static_cast<int>(world.comm().all_reduce_scalar(double(mine), bora::ReduceOp::Max));
   if (world.rank() == 0) std::printf("test_dist_mpi: %d ranks, %s\n", world.size(), worst ? "FAILED" : "passed");
   return worst;
 }

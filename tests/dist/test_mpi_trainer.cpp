@@ -38,7 +38,7 @@ TrainConfig config(const std::string& run) {
   c.batch_size = 16;
   c.micro_batch = 8;
   c.max_steps = 100;
-  c.lr = 1e-3;
+  c.optim.lr = 1e-3;
   c.eval_base = false;
   c.adapter.r = 4;
   c.adapter.alpha = 8;
@@ -61,14 +61,14 @@ std::vector<std::string> theta_hashes(Communicator& comm, const torch::Tensor& t
 void expect_one_all_reduce_per_step(TrainConfig c) {
   ASSERT_FALSE(fixture().empty()) << "pass --fixture DIR";
   std::unique_ptr<Communicator> comm = make_communicator(world(), torch::kCPU);
-  Trainer trainer(c, "", *comm);
+  Trainer trainer(c, "", *comm, torch::kCPU);
   const int64_t P = lora_qv_params(c.adapter.r);
   const CommStats before = comm->stats();
   const int N = 5;
   for (int i = 0; i < N; ++i) trainer.step();
   const CommStats after = comm->stats();
   const std::vector<std::string> h =
-      trainer.theta().defined() ? theta_hashes(*comm, trainer.theta()) : theta_hashes(*comm, trainer.task_row(0));
+      trainer.theta().defined() ? theta_hashes(*comm, trainer.theta()) : theta_hashes(*comm, trainer.bank().rows()[0]);
 
   EXPECT_EQ(trainer.bank().row_size(), P);
   if (trainer.theta().defined()) {
@@ -86,7 +86,7 @@ TEST(TrainerMpi, OneAllReducePerStepOfThetaGradient) {
 
 TEST(TrainerMpi, OneAllReducePerStepWithThetaMean) {
   TrainConfig c = config("mean");
-  c.bora.theta_update = "mean";
+  c.bora.theta_update = ThetaUpdate::Mean;
   expect_one_all_reduce_per_step(c);
 }
 
@@ -98,7 +98,7 @@ TEST(TrainerMpi, OneAllReducePerStepAtTauInf) {
 
 TEST(TrainerMpi, ThePartitionGivesEveryTaskToOneRank) {
   std::unique_ptr<Communicator> comm = make_communicator(world(), torch::kCPU);
-  Trainer trainer(config("partition"), "", *comm);
+  Trainer trainer(config("partition"), "", *comm, torch::kCPU);
   std::string mine;
   for (int64_t t : trainer.local_tasks()) mine += trainer.task_names()[size_t(t)] + ",";
   const std::vector<std::string> all = comm->all_gather_bytes(mine);
@@ -113,7 +113,7 @@ TEST(TrainerMpi, ThePartitionGivesEveryTaskToOneRank) {
 
 TEST(TrainerMpi, ReplicaMismatchIsAnErrorOnEveryRank) {
   std::unique_ptr<Communicator> comm = make_communicator(world(), torch::kCPU);
-  Trainer trainer(config("mismatch"), "", *comm);
+  Trainer trainer(config("mismatch"), "", *comm, torch::kCPU);
   trainer.step();  // replicas agree (checked at every step)
   if (comm->rank() == comm->size() - 1) {
     torch::NoGradGuard g;
@@ -130,9 +130,9 @@ TEST(TrainerMpi, ReplicaMismatchIsAnErrorOnEveryRank) {
 
 TEST(TrainerMpi, BalancedSamplerGivesEachRankItsShare) {
   TrainConfig c = config("balanced");
-  c.sampler = "balanced";
+  c.sampler = SamplerKind::Balanced;
   std::unique_ptr<Communicator> comm = make_communicator(world(), torch::kCPU);
-  Trainer trainer(c, "", *comm);
+  Trainer trainer(c, "", *comm, torch::kCPU);
   // This rank's training sequences, from the manifest.
   const Manifest m = Manifest::read(c.data);
   int64_t own = 0;
@@ -142,7 +142,7 @@ TEST(TrainerMpi, BalancedSamplerGivesEachRankItsShare) {
   // One pass over this rank's own sequences: full shares, then the remainder. Every
   // rank runs as many steps as the longest pass (a step is collective).
   const int64_t pass = (own + share - 1) / share;
-  const auto steps = static_cast<int64_t>(comm->all_reduce_scalar(double(pass), "max"));
+  const auto steps = static_cast<int64_t>(comm->all_reduce_scalar(double(pass), ReduceOp::Max));
   std::vector<int64_t> local, global;
   for (int64_t s = 0; s < steps; ++s) {
     StepStats st = trainer.step();

@@ -34,7 +34,7 @@ TEST(WorldOfOne, NoLauncherMeansNoMpi) {
   EXPECT_EQ(comm->stats().all_reduces, 2);
   EXPECT_EQ(comm->stats().all_reduce_elements, 14);
   EXPECT_EQ(comm->all_gather_bytes("xy"), std::vector<std::string>{"xy"});
-  EXPECT_EQ(comm->all_reduce_scalar(2.5, "max"), 2.5);
+  EXPECT_EQ(comm->all_reduce_scalar(2.5, ReduceOp::Max), 2.5);
   comm->reset_stats();
   EXPECT_EQ(comm->stats().all_reduces, 0);
   // A world of one has no other ranks to split from.
@@ -53,15 +53,15 @@ TEST(WorldOfOne, DeviceSelection) {
   char* args[] = {arg0, nullptr};
   char** argv = args;
   World world(&argc, &argv);
-  EXPECT_EQ(world.select_device("cpu"), torch::Device(torch::kCPU));
-  EXPECT_THROW(world.select_device("gpu"), ConfigError);
+  EXPECT_EQ(world.select_device(DeviceKind::Cpu), torch::Device(torch::kCPU));
+  EXPECT_THROW(parse_name(kDeviceNames, "device", "gpu"), ConfigError);
   if (torch::cuda::is_available()) {
     // Local rank 0 of a world of one: the first GPU.
-    EXPECT_EQ(world.select_device("auto"), torch::Device(torch::kCUDA, 0));
-    EXPECT_EQ(world.select_device("cuda"), torch::Device(torch::kCUDA, 0));
+    EXPECT_EQ(world.select_device(DeviceKind::Auto), torch::Device(torch::kCUDA, 0));
+    EXPECT_EQ(world.select_device(DeviceKind::Cuda), torch::Device(torch::kCUDA, 0));
   } else {
-    EXPECT_EQ(world.select_device("auto"), torch::Device(torch::kCPU));
-    EXPECT_THROW(world.select_device("cuda"), ConfigError);
+    EXPECT_EQ(world.select_device(DeviceKind::Auto), torch::Device(torch::kCPU));
+    EXPECT_THROW(world.select_device(DeviceKind::Cuda), ConfigError);
   }
 }
 

@@ -3,7 +3,7 @@
 # drift from the tools. The first ```sh block of that section is read from README.md
 # itself; each command runs in a scratch folder where the paths it names are small
 # stand-ins made here:
-#   models/opt-350m      a 4-layer, hidden-128 random OPT (bora-make-model)
+#   models/opt-350m      a 2-layer, hidden-64 random OPT (bora-make-model)
 #   corpus/              four fortune categories of 200+ fortunes (data_prep's default minimum)
 #   configs/sweep-demo.ini   a two-tau sweep over configs/demo-quick.ini cut to 2 epochs
 #   --model ... --data ...   the stand-in model and data/mine

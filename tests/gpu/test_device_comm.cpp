@@ -78,8 +78,8 @@ TEST(DeviceComm, BroadcastOfEveryDtypeKeepsTheBits) {
 
 TEST(DeviceComm, ScalarsAndBytesGoOverMpi) {
   auto comm = bora::make_communicator(*g_world, g_device);
-  EXPECT_EQ(comm->all_reduce_scalar(2.5, "sum"), 2.5);
-  EXPECT_EQ(comm->all_reduce_scalar(-1.0, "max"), -1.0);
+  EXPECT_EQ(comm->all_reduce_scalar(2.5, bora::ReduceOp::Sum), 2.5);
+  EXPECT_EQ(comm->all_reduce_scalar(-1.0, bora::ReduceOp::Max), -1.0);
   const auto all = comm->all_gather_bytes("abc");
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0], "abc");
@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
     std::printf("test_device_comm: run it under mpirun -np 1 (the communicator needs the MPI world)\n");
     return 2;
   }
-  g_device = world.select_device(want);
+  g_device = world.select_device(bora::parse_name(bora::kDeviceNames, "BORA_TEST_DEVICE", want));
   torch::set_num_threads(1);
   std::printf("test_device_comm: %s, %s\n", g_device.str().c_str(), bora::build_info().c_str());
   return RUN_ALL_TESTS();

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     torch::set_num_threads(1);
     torch::NoGradGuard no_grad;
     bora::LoadOptions lo;
-    lo.dtype = dtype == "bfloat16" ? torch::kBFloat16 : dtype == "float16" ? torch::kFloat16 : torch::kFloat32;
+    lo.dtype = bora::parse_name(bora::kModelDtypeNames, "dtype", dtype);
     lo.device = torch::Device(device);
     auto model = bora::load_causal_lm(model_dir, lo);
 

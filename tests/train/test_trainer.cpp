@@ -13,6 +13,7 @@
 #include <iterator>
 #include <numeric>
 
+#include "bora/prior.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "data/dataset.h"
@@ -94,13 +95,13 @@ TEST(Trainer, TauInfIsOneAdapterOnThePooledData) {
   const std::string pooled = pooled_copy(data, "pooled");
   TrainConfig u = full_batch(data, "tauinf", 5);
   u.bora.tau = INFINITY;
-  u.bora.likelihood_weight = "tokens";  // sum_d T_d * mean-NLL_d = the pooled NLL sum
+  u.bora.likelihood_weight = LikelihoodWeight::Tokens;  // sum_d T_d * mean-NLL_d = the pooled NLL sum
   SoloRank unified(u);
   EXPECT_EQ(unified.trainer.bank().num_tasks(), 1);
   EXPECT_FALSE(unified.trainer.theta().defined());
   TrainConfig p = full_batch(pooled, "pooled_run", 5);
   p.bora.tau = 0;
-  p.bora.likelihood_weight = "tokens";
+  p.bora.likelihood_weight = LikelihoodWeight::Tokens;
   p.bora.init_noise = 0;  // start at the preset init, as the unified adapter does
   SoloRank one(p);
   for (int i = 0; i < 5; ++i) {
@@ -119,7 +120,7 @@ TEST(Trainer, TauInfIsOneAdapterOnThePooledData) {
   for (double tau : {1.0, 100.0, 1e4}) {
     TrainConfig c = full_batch(data, "taularge", 5);
     c.bora.tau = tau;
-    c.bora.likelihood_weight = "tokens";
+    c.bora.likelihood_weight = LikelihoodWeight::Tokens;
     SoloRank r(c);
     for (int i = 0; i < 5; ++i) r.trainer.step();
     spread.push_back(distance_to_theta(r.trainer.bank().rows(), r.trainer.theta()).mean().item<double>());
@@ -132,7 +133,7 @@ TEST(Trainer, TauInfIsOneAdapterOnThePooledData) {
 TEST(Trainer, MeanUpdateKeepsThetaAtTheMeanOfTheTasks) {
   TrainConfig c = base_config(fortunes_dataset(), "mean");
   c.bora.tau = 10;
-  c.bora.theta_update = "mean";
+  c.bora.theta_update = ThetaUpdate::Mean;
   SoloRank r(c);
   EXPECT_EQ(r.trainer.theta_optimizer(), nullptr);
   for (int i = 0; i < 5; ++i) {
@@ -191,7 +192,7 @@ TEST(Trainer, LearnsOnRealTextAndWritesItsOutputs) {
   TrainConfig c = base_config(fortunes_dataset(), "learn");
   c.bora.tau = 10;
   c.epochs = 4;
-  c.lr = 1e-2;
+  c.optim.lr = 1e-2;
   c.eval_base = true;
   SoloRank r(c);
   ASSERT_TRUE(r.trainer.run());
@@ -279,7 +280,7 @@ TEST(Trainer, BadInputIsAClearError) {
   c.bora.tau = -1;
   expect_error<ConfigError>([&] { c.validate(); }, "tau must be >= 0");
   c = base_config(data, "bad");
-  c.lr = 0;
+  c.optim.lr = 0;
   expect_error<ConfigError>([&] { c.validate(); }, "lr must be > 0");
   c = base_config(data, "bad");
   c.tasks = {"food", "nosuch"};
@@ -326,8 +327,8 @@ TEST(Trainer, NonFinitePriorNamesStepAndTau) {
 
 TEST(Trainer, Float16IsRefusedOnTheCpu) {
   TrainConfig c = base_config(fortunes_dataset(), "fp16");
-  c.device = "cpu";
-  c.dtype = "float16";
+  c.device = DeviceKind::Cpu;
+  c.dtype = torch::kFloat16;
   expect_error<ConfigError>([&] { SoloRank r(c); }, "dtype = float16 needs a CUDA device");
 }
 
@@ -339,8 +340,8 @@ TEST(Trainer, Bfloat16BaseTracksFloat32) {
   const int kSteps = 30;
   auto run = [&](const std::string& dtype, std::vector<double>* nll) {
     TrainConfig c = base_config(fortunes_dataset(), "precision_" + dtype);
-    c.dtype = dtype;
-    c.device = "cpu";
+    c.dtype = parse_name(kModelDtypeNames, "dtype", dtype);
+    c.device = DeviceKind::Cpu;
     c.bora.tau = 10;
     c.max_steps = kSteps;
     auto r = std::make_unique<SoloRank>(c);

@@ -94,7 +94,7 @@ inline TrainConfig base_config(const std::string& data, const std::string& run) 
   c.batch_size = 16;
   c.micro_batch = 8;
   c.epochs = 1;
-  c.lr = 1e-3;
+  c.optim.lr = 1e-3;
   c.eval_base = false;
   c.adapter.r = 4;
   c.adapter.alpha = 4;
@@ -104,7 +104,7 @@ inline TrainConfig base_config(const std::string& data, const std::string& run) 
 
 // A trainer on a world of one.
 struct SoloRank {
-  explicit SoloRank(const TrainConfig& c) : trainer(c, "", comm) {}
+  explicit SoloRank(const TrainConfig& c) : trainer(c, "", comm, torch::kCPU) {}
   LocalCommunicator comm;
   Trainer trainer;
 };
