@@ -36,6 +36,7 @@ done
 ((ranks % hosts == 0)) || { echo "cluster_scaling.sh: --ranks $ranks is not a multiple of --hosts $hosts" >&2; exit 2; }
 per=$((ranks / hosts))
 source "$here/tests/cluster/hosts.sh"
+source "$here/tests/common/tiny_run.sh"
 trap cluster_stop EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 rm -rf "$out"
@@ -46,23 +47,7 @@ if [ -z "$config" ]; then
     exit 2
   fi
   config=$out/tiny.ini
-  cat >"$config" <<EOF
-model = $fx/model
-data = $fx/data
-tau = 10
-lr = 1e-4
-max_steps = $steps
-batch_size = 16
-micro_batch = 1
-adapter_r = 4
-adapter_alpha = 8
-init_noise = 0.01
-eval_base = false
-patience = 0
-eval_every = 1000000
-log_every = 1
-threads = 1
-EOF
+  { tiny_run_ini "$fx" "$steps"; printf 'tau = 10\neval_every = 1000000\n'; } >"$config"
 fi
 cluster_start "$out/cluster" "$hosts" >&2 || { echo "cluster_scaling.sh: the cluster did not start" >&2; exit 1; }
 declare -A stats

@@ -12,7 +12,7 @@
 # task); pretrain the base; sweep tau over configs/sweep-<variant>.ini on 2 ranks
 # with one lr for every tau and early stopping; print Table 1 and Table 2 and write the plots beside
 # them. Everything lands in --out (default demo/); re-running resumes where it stopped.
-#   --quick      8 tasks, a smaller pretraining corpus, taus 0, 10, 100, inf: ~8 minutes
+#   --quick      8 tasks, a smaller pretraining corpus, taus 0, 10, 100, inf: 4.5 to 6 minutes on 2 idle cores
 #   --corpus ru  the second corpus: Russian fortune categories as the tasks, over the
 #                same English-pretrained base with the same recipe (configs unchanged;
 #                never used for tuning; default out: demo-ru)

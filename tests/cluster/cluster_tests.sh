@@ -34,6 +34,7 @@ scenario=$1 scratch=$2
 : "${BORA_SOURCE:?} ${BORA_BIN:?} ${COMPARE_RUNS:?} ${FX:?} ${REF:?} ${MPIEXEC:=mpirun}"
 source "$BORA_SOURCE/tests/cluster/hosts.sh"
 source "$BORA_SOURCE/tests/slurm/cluster.sh"  # slurm_wait_job, slurm_job_field
+source "$BORA_SOURCE/tests/common/tiny_run.sh"
 trap cluster_stop EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 export BORA_ROOT=$BORA_SOURCE BORA_BIN
@@ -47,25 +48,8 @@ mkdir -p "$scratch"
 out=$scratch/runs
 mkdir -p "$out"
 steps=${STEPS:-24}
-# The tiny run of tests/dist and tests/slurm (micro_batch 1: results do not depend
-# on the number of ranks) as a config file.
-cat >"$scratch/tiny.ini" <<EOF
-model = $FX/model
-data = $FX/data
-lr = 1e-4
-max_steps = $steps
-batch_size = 16
-micro_batch = 1
-adapter_r = 4
-adapter_alpha = 8
-init_noise = 0.01
-eval_base = false
-patience = 0
-eval_every = 12
-log_every = 1
-replica_check_every = 4
-threads = 1
-EOF
+# The tiny run of tests/dist and tests/slurm as a config file.
+{ tiny_run_ini "$FX" "$steps"; printf 'eval_every = 12\nreplica_check_every = 4\n'; } >"$scratch/tiny.ini"
 
 # ranks of results.json
 ranks_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ranks"])' "$1/results.json"; }

@@ -61,24 +61,16 @@ CLUSTER_NAMES=()      # h0 h1 ...
 CLUSTER_IPS=()        # their addresses
 CLUSTER_NS=()         # their network namespaces
 CLUSTER_SW=""         # the switch's namespace (the bridge)
+source "$(dirname "${BASH_SOURCE[0]}")/../common/slurm_conf.sh"
+
 _CL_PIDS=()           # "host:name:pid" of the daemons, in start order
 _CL_SLURM=0
 
 _cl_log() { echo "[cluster] $*" >&2; }
 
-_cl_dump_logs() {
-  local f
-  [ -n "$CLUSTER_DIR" ] || return 0
-  for f in "$CLUSTER_DIR"/log/*; do
-    [ -f "$f" ] || continue
-    echo "----- $f (last 20 lines) -----" >&2
-    tail -n 20 "$f" >&2
-  done
-}
-
 _cl_fail() {
   _cl_log "FAILED: $*"
-  _cl_dump_logs
+  [ -z "$CLUSTER_DIR" ] || slurm_dump_logs "$CLUSTER_DIR/log"
   return 1
 }
 
@@ -305,10 +297,6 @@ PY
 
 # ---- Slurm --------------------------------------------------------------------------
 
-_cl_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
 # The Slurm clients of the sourcing shell, run where the controller is reachable.
 _cl_client() { nsenter --net="/run/netns/${CLUSTER_NS[0]}" "$@"; }
 _cl_define_clients() {
@@ -339,7 +327,7 @@ cluster_slurm_start() {
   chmod 0755 "$S/munge"
   local sock=$S/munge/munge.sock
   mem=$(/usr/sbin/slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
-  port_ctld=$(_cl_free_port) port_d=$(_cl_free_port)
+  port_ctld=$(slurm_free_port) port_d=$(slurm_free_port)
   {
     cat <<EOF
 # Written by tests/cluster/hosts.sh: a $CLUSTER_N-node test cluster on one machine
@@ -348,34 +336,16 @@ ClusterName=boracluster
 SlurmctldHost=h0(${CLUSTER_IPS[0]})
 SlurmctldPort=$port_ctld
 SlurmdPort=$port_d
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$sock
-MpiDefault=pmix
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MailProg=/bin/true
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
+$(slurm_conf_common "$sock")
 StateSaveLocation=$S/state
 SlurmdSpoolDir=$S/spool/%n
 SlurmctldLogFile=$CLUSTER_DIR/log/slurmctld.log
 SlurmdLogFile=$CLUSTER_DIR/log/slurmd-%n.log
 SlurmctldPidFile=$S/run/slurmctld.pid
 SlurmdPidFile=$S/run/slurmd-%n.pid
-SlurmdParameters=config_overrides
 # Node-local temporary space, one per node: srun's pmix plugin makes its
 # spmix_appdir_<uid>_<job>.<step> there, and the nodes of this cluster share /tmp.
 TmpFS=$S/tmp/%n
-ReturnToService=2
-MinJobAge=600
-KillWait=5
-InactiveLimit=0
 # A node that stops answering is DOWN after ${BORA_CLUSTER_SLURMD_TIMEOUT:-10} s (default 300): its jobs
 # end (and are requeued when they allow it) promptly.
 SlurmdTimeout=${BORA_CLUSTER_SLURMD_TIMEOUT:-10}
@@ -450,26 +420,10 @@ cluster_host_pids() {
 cluster_stop() {
   local entry rest name pid n i left
   [ -n "$CLUSTER_NS_PREFIX" ] || return 0
-  if ((_CL_SLURM)) && _cl_alive slurmctld; then
-    local jobs
-    jobs=$(squeue -h -o %A 2>/dev/null | sort -u | tr '\n' ' ')
-    # shellcheck disable=SC2086  # a list of job ids
-    [ -z "${jobs// /}" ] || scancel --quiet $jobs 2>/dev/null || true
-    for _ in $(seq 50); do
-      [ -z "$(squeue -h -o %A 2>/dev/null)" ] && break
-      sleep 0.2
-    done
-  fi
+  if ((_CL_SLURM)) && _cl_alive slurmctld; then slurm_cancel_all; fi
   for ((n = ${#_CL_PIDS[@]} - 1; n >= 0; n--)); do
     entry=${_CL_PIDS[n]}; rest=${entry#*:}; name=${rest%%:*}; pid=${rest#*:}
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; continue; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      _cl_log "$name ($pid) ignored TERM for 10 s: KILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+    slurm_stop_daemon "$name" "$pid" _cl_log
   done
   # What still runs on a host (job steps, ranks, orted of a failed mpirun) was
   # started there by this cluster: SIGKILL it.

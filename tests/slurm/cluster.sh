@@ -18,29 +18,17 @@
 # Facts behind the choices: docs/slurm.md, "The test cluster" (plugins that need no
 # cgroups or systemd: proctrack/linuxproc, task/none, accounting none).
 
+source "$(dirname "${BASH_SOURCE[0]}")/../common/slurm_conf.sh"
+
 _SLURM_PIDS=()  # "name:pid", in start order
 SLURM_SCRATCH=""
 
 _slurm_log() { echo "[slurm-cluster] $*" >&2; }
 
-# A TCP port nobody listens on (the kernel picks it).
-_slurm_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Shows the end of every daemon log: what a failing start needs to be understood.
-_slurm_dump_logs() {
-  local f
-  for f in "$SLURM_SCRATCH"/log/*.log "$SLURM_SCRATCH"/log/*.out; do
-    [ -f "$f" ] || continue
-    echo "----- $f (last 20 lines) -----" >&2
-    tail -n 20 "$f" >&2
-  done
-}
 
 _slurm_fail() {
   _slurm_log "FAILED: $*"
-  _slurm_dump_logs
+  slurm_dump_logs "$SLURM_SCRATCH/log"
   return 1
 }
 
@@ -83,39 +71,20 @@ slurm_cluster_start() {
   host=$(hostname -s)
   # The node's memory as slurmd measures it (a larger value drains the node).
   mem=$(/usr/sbin/slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
-  port_ctld=$(_slurm_free_port) port_d=$(_slurm_free_port)
+  port_ctld=$(slurm_free_port) port_d=$(slurm_free_port)
   cat >"$SLURM_SCRATCH/slurm.conf" <<EOF
 # Written by tests/slurm/cluster.sh: a one-node test cluster, no systemd, no cgroups.
 ClusterName=boratest
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$port_ctld
 SlurmdPort=$port_d
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$sock
-MpiDefault=pmix
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MailProg=/bin/true
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
+$(slurm_conf_common "$sock")
 StateSaveLocation=$SLURM_SCRATCH/state
 SlurmdSpoolDir=$SLURM_SCRATCH/spool
 SlurmctldLogFile=$SLURM_SCRATCH/log/slurmctld.log
 SlurmdLogFile=$SLURM_SCRATCH/log/slurmd.log
 SlurmctldPidFile=$SLURM_SCRATCH/run/slurmctld.pid
 SlurmdPidFile=$SLURM_SCRATCH/run/slurmd.pid
-SlurmdParameters=config_overrides
-ReturnToService=2
-# Finished jobs stay visible to 'scontrol show job' for 10 minutes (no accounting).
-MinJobAge=600
-KillWait=5
-InactiveLimit=0
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
@@ -148,26 +117,10 @@ EOF
 slurm_cluster_stop() {
   local entry name pid n
   # Only with a live controller (clients would retry for a while without one).
-  if _slurm_alive slurmctld; then
-    local jobs
-    jobs=$(squeue -h -o %A 2>/dev/null | sort -u | tr '\n' ' ')
-    # shellcheck disable=SC2086  # a list of job ids
-    [ -z "$jobs" ] || scancel --quiet $jobs 2>/dev/null || true
-    for _ in $(seq 50); do
-      [ -z "$(squeue -h -o %A 2>/dev/null)" ] && break
-      sleep 0.2
-    done
-  fi
+  if _slurm_alive slurmctld; then slurm_cancel_all; fi
   for ((n = ${#_SLURM_PIDS[@]} - 1; n >= 0; n--)); do
     entry=${_SLURM_PIDS[n]}; name=${entry%%:*}; pid=${entry#*:}
-    kill -0 "$pid" 2>/dev/null || continue
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      _slurm_log "$name ($pid) ignored TERM for 10 s: KILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+    slurm_stop_daemon "$name" "$pid" _slurm_log
   done
   ((${#_SLURM_PIDS[@]})) && _slurm_log "stopped (slurmd, slurmctld, munged)"
   _SLURM_PIDS=()

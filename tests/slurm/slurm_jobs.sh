@@ -24,6 +24,7 @@ set -euo pipefail
 scenario=$1 scratch=$2
 : "${BORA_SOURCE:?} ${BORA_BIN:?} ${COMPARE_RUNS:?} ${FX:?} ${MPIEXEC:=mpirun}"
 source "$BORA_SOURCE/tests/slurm/cluster.sh"
+source "$BORA_SOURCE/tests/common/tiny_run.sh"
 trap slurm_cluster_stop EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 # Jobs inherit this environment (sbatch --export=ALL): they find the binaries here.
@@ -39,26 +40,9 @@ slurm_cluster_start "$scratch/cluster" 4 || fail "the test Slurm did not start (
 out=$scratch/runs
 mkdir -p "$out"
 
-# The tiny run of tests/dist (fixture model and data, micro_batch 1: results do not
-# depend on the number of ranks), as a config file for the sweep scripts.
+# The tiny run of tests/dist, as a config file for the sweep scripts.
 steps=${STEPS:-24}
-cat >"$scratch/tiny.ini" <<EOF
-model = $FX/model
-data = $FX/data
-lr = 1e-4
-max_steps = $steps
-batch_size = 16
-micro_batch = 1
-adapter_r = 4
-adapter_alpha = 8
-init_noise = 0.01
-eval_base = false
-patience = 0
-eval_every = 12
-log_every = 1
-replica_check_every = 4
-threads = 1
-EOF
+{ tiny_run_ini "$FX" "$steps"; printf 'eval_every = 12\nreplica_check_every = 4\n'; } >"$scratch/tiny.ini"
 
 # A reference run outside Slurm: mpirun -np <np> bora-train <args>.
 reference() {
@@ -78,6 +62,19 @@ expect_completed() {
   local id=$1 timeout=$2 state
   state=$(slurm_wait_job "$id" "$timeout") || fail "job $id did not end within $timeout s"
   [ "$state" = COMPLETED ] || { tail -30 "$scratch"/*"$id"*.out 2>/dev/null || true; fail "job $id ended $state (exit $(slurm_job_field "$id" ExitCode))"; }
+}
+
+# Waits (60 s at most) until <metrics.jsonl> logs <n> training steps while job <id>
+# is queued, and sets n to the count; fails if the job ends first.
+#   wait_for_steps <metrics.jsonl> <n> <id> <what the job must not end before>
+wait_for_steps() {
+  local metrics=$1 want=$2 id=$3 before=$4
+  for _ in $(seq 600); do
+    n=$(grep -c '"step":[0-9]*,"epoch"' "$metrics" 2>/dev/null || true)
+    [ "${n:-0}" -ge "$want" ] && return 0
+    [ -n "$(squeue -h -j "$id")" ] || fail "job $id ended before $before (make STEPS larger)"
+    sleep 0.1
+  done
 }
 
 same() {  # compare_runs at the tolerance of tests/dist for micro_batch 1
@@ -120,12 +117,7 @@ preempt)
        "$BORA_SOURCE/slurm/train.sbatch" --tau 10)
   log=$scratch/slurm-preempt-$id.out
   say "submitted slurm/train.sbatch -n 2 as job $id; waiting for its first steps"
-  for _ in $(seq 600); do
-    n=$(grep -c '"step"' "$out/preempted/metrics.jsonl" 2>/dev/null || true)
-    [ "${n:-0}" -ge 3 ] && break
-    [ -n "$(squeue -h -j "$id")" ] || fail "job $id ended before it could be signalled (make STEPS larger)"
-    sleep 0.1
-  done
+  wait_for_steps "$out/preempted/metrics.jsonl" 3 "$id" "it could be signalled"
   say "after ${n:-0} logged steps: scancel --signal=USR1 --batch $id"
   scancel --signal=USR1 --batch "$id"
   # The script requeues on exit 75; Slurm then holds the job for 2 minutes
@@ -187,12 +179,7 @@ srunkill)
        "$BORA_SOURCE/slurm/train.sbatch" --tau 10 --checkpoint_every 2)
   log=$scratch/slurm-srunkill-$id.out
   say "submitted slurm/train.sbatch -n 2 as job $id; waiting for its first steps"
-  for _ in $(seq 600); do
-    n=$(grep -c '"step":[0-9]*,"epoch"' "$run/metrics.jsonl" 2>/dev/null || true)
-    [ "${n:-0}" -ge 5 ] && break
-    [ -n "$(squeue -h -j "$id")" ] || fail "job $id ended before srun could be killed (make STEPS larger)"
-    sleep 0.1
-  done
+  wait_for_steps "$run/metrics.jsonl" 5 "$id" "srun could be killed"
   # This job's srun and ranks, found by their unique run folder (killed by pid).
   srun_pid=$(ps -eo pid=,args= | awk -v r="--run_dir $run " '$2 ~ /srun$/ && index($0 " ", r) {print $1}' | head -1)
   ranks=$(ps -eo pid=,args= | awk -v r="--run_dir $run " '$2 ~ /bora-train$/ && index($0 " ", r) {print $1}' | tr '\n' ' ')
