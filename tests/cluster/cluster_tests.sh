@@ -36,12 +36,7 @@ source "$BORA_SOURCE/tests/cluster/hosts.sh"
 source "$BORA_SOURCE/tests/slurm/cluster.sh"  # slurm_wait_job, slurm_job_field
 source "$BORA_SOURCE/tests/common/tiny_run.sh"
 trap cluster_stop EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-export BORA_ROOT=$BORA_SOURCE BORA_BIN
-t0=$SECONDS
-say() { echo "[cluster $scenario +$((SECONDS - t0))s] $*"; }
-fail() { echo "FAIL: $*"; exit 1; }
-same() { "$COMPARE_RUNS" --tol 1e-5 "$@" || fail "runs differ: $*"; }
+scenario_env "cluster $scenario"
 
 rm -rf "$scratch"
 mkdir -p "$scratch"

@@ -314,12 +314,7 @@ _cl_undefine_clients() {
 cluster_slurm_start() {
   local cpus=$1 mem port_ctld port_d i
   [ -n "$CLUSTER_NS_PREFIX" ] || { _cl_log "FAILED: cluster_slurm_start before cluster_start"; return 1; }
-  for prog in munged slurmctld slurmd sbatch squeue scontrol sinfo scancel; do
-    command -v "$prog" >/dev/null || [ -x "/usr/sbin/$prog" ] ||
-      { _cl_log "FAILED: '$prog' not installed (launch/install-deps.sh installs munge and slurm-wlm)"; return 1; }
-  done
-  id munge >/dev/null 2>&1 || { _cl_log "FAILED: no user 'munge' (the munge package creates it)"; return 1; }
-  [ -r /etc/munge/munge.key ] || { _cl_log "FAILED: /etc/munge/munge.key missing (the munge package creates it)"; return 1; }
+  slurm_check_installed _cl_log || return 1
   local S=$CLUSTER_DIR/slurm
   mkdir -p "$S"/{state,run,munge}
   for ((i = 0; i < CLUSTER_N; i++)); do mkdir -p "$S/spool/h$i" "$S/tmp/h$i"; done

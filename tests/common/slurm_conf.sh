@@ -73,3 +73,16 @@ slurm_dump_logs() {
     tail -n 20 "$f" >&2
   done
 }
+
+# Whether Slurm and munge are installed as the test clusters need them; on a miss,
+# says what is missing through <log function> and returns 1.
+#   slurm_check_installed <log function>
+slurm_check_installed() {
+  local log=$1 prog
+  for prog in munged slurmctld slurmd sbatch squeue scontrol sinfo scancel; do
+    command -v "$prog" >/dev/null || [ -x "/usr/sbin/$prog" ] ||
+      { "$log" "FAILED: '$prog' not installed (launch/install-deps.sh installs munge and slurm-wlm)"; return 1; }
+  done
+  id munge >/dev/null 2>&1 || { "$log" "FAILED: no user 'munge' (the munge package creates it)"; return 1; }
+  [ -r /etc/munge/munge.key ] || { "$log" "FAILED: /etc/munge/munge.key missing (the munge package creates it)"; return 1; }
+}

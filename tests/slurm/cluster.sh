@@ -52,12 +52,7 @@ slurm_cluster_start() {
   local dir=$1 cpus=$2
   local host mem port_ctld port_d
   [ "$(id -u)" -eq 0 ] || { _slurm_log "FAILED: needs root (munged as user munge, slurmd as root)"; return 1; }
-  for prog in munged slurmctld slurmd sbatch squeue scontrol sinfo scancel; do
-    command -v "$prog" >/dev/null || [ -x "/usr/sbin/$prog" ] ||
-      { _slurm_log "FAILED: '$prog' not installed (launch/install-deps.sh installs munge and slurm-wlm)"; return 1; }
-  done
-  id munge >/dev/null 2>&1 || { _slurm_log "FAILED: no user 'munge' (the munge package creates it)"; return 1; }
-  [ -r /etc/munge/munge.key ] || { _slurm_log "FAILED: /etc/munge/munge.key missing (the munge package creates it)"; return 1; }
+  slurm_check_installed _slurm_log || return 1
 
   rm -rf "$dir"
   mkdir -p "$dir"/{state,spool,log,run,munge}

@@ -26,12 +26,7 @@ scenario=$1 scratch=$2
 source "$BORA_SOURCE/tests/slurm/cluster.sh"
 source "$BORA_SOURCE/tests/common/tiny_run.sh"
 trap slurm_cluster_stop EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-# Jobs inherit this environment (sbatch --export=ALL): they find the binaries here.
-export BORA_ROOT=$BORA_SOURCE BORA_BIN
-t0=$SECONDS
-say() { echo "[slurm_jobs $scenario +$((SECONDS - t0))s] $*"; }
-fail() { echo "FAIL: $*"; exit 1; }
+scenario_env "slurm_jobs $scenario"
 
 # A clean slate: a previous run's folders would be resumed, or fool the waits below.
 rm -rf "$scratch"
@@ -77,9 +72,6 @@ wait_for_steps() {
   done
 }
 
-same() {  # compare_runs at the tolerance of tests/dist for micro_batch 1
-  "$COMPARE_RUNS" --tol 1e-5 "$@" || fail "runs differ: $*"
-}
 
 case "$scenario" in
 train)
