@@ -352,6 +352,7 @@ std::optional<OpenedCheckpoint> Checkpointer::open_for_resume(
     const std::string& dir = candidates[i];
     std::string meta_text = comm_.all_gather_bytes(comm_.rank() == 0 ? read_text_or_empty(dir + "/meta.json") : "")[0];
     std::string problem;
+    bool bug = false;
     Json meta;
     try {
       meta = parse_json(meta_text, dir + "/meta.json");
@@ -371,11 +372,15 @@ std::optional<OpenedCheckpoint> Checkpointer::open_for_resume(
         load(*opened);
       } catch (const Error& e) {  // this checkpoint's problem, voted on below: skip it or fail
         problem = e.message();
-      } catch (const std::exception& e) {
+      } catch (const std::exception& e) {  // a bug, not the checkpoint's: fails the run after the vote
         problem = e.what();
+        bug = true;
       }
     }
     const bool ok_everywhere = comm_.all_reduce_scalar(problem.empty() ? 1.0 : 0.0, ReduceOp::Min) > 0;
+    // Every rank votes first (no peer waits in the collective); then a rank whose
+    // loader failed for another reason than the checkpoint stops the job.
+    BORA_CHECK(!bug, InternalError, "reading checkpoint ", dir, ": ", problem);
     if (ok_everywhere) {
       resumed_from_ = dir;
       if (comm_.rank() == 0) BORA_INFO("resuming from ", dir, " (step ", meta.value("step", int64_t(0)), ")");

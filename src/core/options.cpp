@@ -273,16 +273,30 @@ void OptionTable::parse_ini(const std::string& text, const std::string& origin) 
 }
 
 std::vector<std::pair<std::string, std::string>> read_ini(const std::string& text, const std::string& origin) {
-  std::istringstream in(text);
-  po::parsed_options parsed(nullptr);
-  try {
-    parsed = po::parse_config_file(in, po::options_description(), /*allow_unregistered=*/true);
-  } catch (const po::error& e) {
-    BORA_THROW(ConfigError, origin, ": ", e.what());
-  }
+  // Literal, so that a value keeps every character a resolved configuration wrote
+  // (a path may hold '#'): a comment is a whole line starting with '#' or ';', or
+  // the rest of a line from a '#' that follows a blank.
   std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& opt : parsed.options)
-    out.emplace_back(opt.string_key, opt.value.empty() ? "" : trim_text(opt.value.front()));
+  std::istringstream in(text);
+  std::string line, section;
+  for (int number = 1; std::getline(in, line); ++number) {
+    line = trim_text(line);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    if (line.front() == '[' && line.back() == ']') {
+      section = trim_text(line.substr(1, line.size() - 2)) + ".";
+      continue;
+    }
+    const size_t eq = line.find('=');
+    BORA_CHECK(eq != std::string::npos && eq > 0, ConfigError, origin, ": line ", number, " is not key = value: '",
+               line, "'");
+    std::string value = line.substr(eq + 1);
+    for (size_t h = value.find('#'); h != std::string::npos; h = value.find('#', h + 1))
+      if (h > 0 && (value[h - 1] == ' ' || value[h - 1] == '\t')) {
+        value.resize(h);
+        break;
+      }
+    out.emplace_back(section + trim_text(line.substr(0, eq)), trim_text(value));
+  }
   return out;
 }
 

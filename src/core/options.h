@@ -138,10 +138,11 @@ bool parse_bool(const std::string& key, const std::string& text);
 std::vector<std::string> split_list(const std::string& text, char sep = ',');
 // `text` without leading and trailing blanks.
 std::string trim_text(const std::string& text);
-// The `key = value` pairs of INI text, in order, for keys of any tool (comments and
-// blank lines skipped; keys are flat, so under a [section] header a key reads
-// "section.key", which no option has). The one INI reader: OptionTable::parse_ini,
-// run folders' config.ini and checkpoints use it.
+// The `key = value` pairs of INI text, in order, for keys of any tool: blank lines
+// and comments skipped (a line starting with '#' or ';', or the rest of a line from
+// a '#' after a blank; a '#' inside a value, as in a path, stays); keys are flat,
+// so under a [section] header a key reads "section.key", which no option has. The
+// one INI reader: OptionTable::parse_ini, run folders' config.ini and checkpoints.
 // ConfigError naming `origin` for malformed text.
 std::vector<std::pair<std::string, std::string>> read_ini(const std::string& text, const std::string& origin);
 // Formats a double so that parse_double gives it back exactly ("inf" for infinity).

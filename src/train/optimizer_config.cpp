@@ -32,9 +32,13 @@ void OptimizerConfig::validate() const {
 double OptimizerConfig::lr_at(double peak, int64_t step, int64_t total_steps) const {
   if (warmup_steps > 0 && step < warmup_steps) return peak * (double(step + 1) / double(warmup_steps));
   if (schedule == LrSchedule::Constant) return peak;
+  // bora-pretrain's expressions, operation for operation (its bases stay
+  // bit-identical); bora-train's warm-up and cosine, off by default, moved by at
+  // most an ulp of the lr when the two schedules became one.
   const double span = double(std::max<int64_t>(1, total_steps - warmup_steps));
-  const double progress = std::min(1.0, double(step - warmup_steps) / span);
-  return peak * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress)));
+  const double done = double(step - warmup_steps);
+  const double cosine = done >= span ? -1.0 : std::cos(M_PI * done / span);
+  return peak * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + cosine));
 }
 
 }  // namespace bora

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -53,9 +54,11 @@ std::string run_option(const std::string& run_dir, const std::string& key) {
   BORA_CHECK(std::filesystem::is_directory(run_dir), ConfigError, "run folder '", run_dir, "' does not exist");
   BORA_CHECK(std::filesystem::exists(ini), ConfigError, "'", run_dir, "' is not a bora-train run folder (no config.ini)");
   // Read without an option table, so that options of other tools or versions cannot fail it.
+  std::optional<std::string> found;  // the last one wins, as in parse_ini
   for (const auto& [k, value] : read_ini(read_file(ini), ini))
-    if (k == key) return value;
-  BORA_THROW(ConfigError, ini, ": no '", key, "' option");
+    if (k == key) found = value;
+  BORA_CHECK(found, ConfigError, ini, ": no '", key, "' option");
+  return *found;
 }
 
 std::string run_adapter_dir(const std::string& run_dir, const std::string& task) {

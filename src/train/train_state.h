@@ -42,8 +42,9 @@ struct TrainState {
   double train_seconds = 0;
   int64_t train_tokens = 0;
 
-  // The state's fields of meta.json ("step", "early_stop", "base_validation",
-  // "best_validation", "train_seconds", "train_tokens"), and back.
+  // Writes the state's fields of meta.json ("early_stop", "base_validation",
+  // "best_validation", "train_seconds", "train_tokens"; the trainer writes "step"
+  // with the run's identity); reads all of them back, "step" included.
   void to_meta(OrderedJson& meta) const;
   void from_meta(const Json& meta);
 };

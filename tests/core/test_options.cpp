@@ -168,6 +168,9 @@ TEST(Options, ReadIniKeepsOrderAndUnknownKeys) {
   using P = std::pair<std::string, std::string>;
   EXPECT_EQ(kv, (std::vector<P>{{"z", "1"}, {"foo_bar", "two words"}, {"z", "3"}, {"s.k", "v"}}));
   EXPECT_THROW(read_ini("no equals sign here\n", "bad.ini"), ConfigError);
+  // A '#' inside a value (a path) stays; one after a blank starts a comment.
+  const auto hashes = read_ini("; a comment\nmodel = /m/opt#350m\nlr = 1e-3  # the peak\nx=a\t#b\n", "h.ini");
+  EXPECT_EQ(hashes, (std::vector<P>{{"model", "/m/opt#350m"}, {"lr", "1e-3"}, {"x", "a"}}));
 }
 
 }  // namespace
