@@ -203,17 +203,16 @@ bool OptionTable::is_set(const std::string& key) const {
 
 namespace {
 
-// Boost sees every option as a string; typed parsing is ours, so that errors name
-// the key and the offending text the same way for the command line and INI files.
-po::options_description describe(const std::vector<std::unique_ptr<OptionTable::Option>>& opts,
-                                 bool for_cli, bool with_version = false) {
+// The command line as Boost sees it: every option a string; typed parsing is ours,
+// so that errors name the key and the offending text the same way for the command
+// line and INI files (read_ini).
+po::options_description describe_cli(const std::vector<std::unique_ptr<OptionTable::Option>>& opts,
+                                     bool with_version) {
   po::options_description desc;
   if (with_version) desc.add_options()("version", "print the build (LibTorch, CUDA, NCCL, MPI) and exit");
-  if (for_cli) {
-    desc.add_options()("help,h", "print this help and exit")(
-        "config", po::value<std::vector<std::string>>()->composing(),
-        "an INI file of the options below (key = value); repeatable");
-  }
+  desc.add_options()("help,h", "print this help and exit")(
+      "config", po::value<std::vector<std::string>>()->composing(),
+      "an INI file of the options below (key = value); repeatable");
   for (const auto& o : opts) {
     auto* sem = po::value<std::string>();
     if (o->kind == "bool") sem->implicit_value("true");
@@ -227,7 +226,7 @@ po::options_description describe(const std::vector<std::unique_ptr<OptionTable::
 bool OptionTable::parse(int argc, const char* const* argv) {
   po::variables_map cli;
   try {
-    po::store(po::command_line_parser(argc, argv).options(describe(options_, true, bool(version_))).run(), cli);
+    po::store(po::command_line_parser(argc, argv).options(describe_cli(options_, bool(version_))).run(), cli);
   } catch (const po::error& e) {
     BORA_THROW(ConfigError, program_, ": ", e.what(), " (see --help)");
   }

@@ -9,14 +9,11 @@
 #include "core/options.h"
 
 namespace bora {
-namespace {
 
 OrderedJson summary_json(const EvalSummary& s) {
   return OrderedJson{{"macro_ppl", s.macro_ppl()}, {"micro_ppl", s.micro_ppl()},
                      {"macro_nll", s.macro_nll}, {"micro_nll", s.micro_nll}};
 }
-
-}  // namespace
 
 void write_results(const RunFolder& run, const TrainConfig& config, const TaskPlan& plan, const TrainState& state,
                    const RunOutcome& outcome) {

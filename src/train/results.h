@@ -28,6 +28,10 @@ struct RunOutcome {
   std::string adapter;            // AdapterSpec::describe()
 };
 
+// {macro_ppl, micro_ppl, macro_nll, micro_nll}: a summary as results.json and
+// metrics.jsonl write it.
+OrderedJson summary_json(const EvalSummary& s);
+
 // results.json and results.md (rank 0).
 void write_results(const RunFolder& run, const TrainConfig& config, const TaskPlan& plan, const TrainState& state,
                    const RunOutcome& outcome);

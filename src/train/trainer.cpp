@@ -54,11 +54,6 @@ enum StepScalar : int64_t {
   kStepScalars
 };
 
-OrderedJson summary_json(const EvalSummary& s) {
-  return OrderedJson{{"macro_ppl", s.macro_ppl()}, {"micro_ppl", s.micro_ppl()},
-                     {"macro_nll", s.macro_nll}, {"micro_nll", s.micro_nll}};
-}
-
 // bora-train's option table over a default configuration: every option's default
 // and the keys marked resume_safe() where they are declared.
 struct DefaultOptions {
