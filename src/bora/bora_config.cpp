@@ -13,7 +13,9 @@ void BoraConfig::declare(OptionTable& t) {
   t.add_choice("likelihood_weight", &likelihood_weight, kLikelihoodWeightNames,
                "w_d of each task's mean NLL: its training documents, training target tokens, or 1");
   t.add_choice("theta_update", &theta_update, kThetaUpdateNames,
-               "Theta by AdamW on its prior gradient, or set to the mean of the theta_d after each step");
+               "adam: Theta by AdamW on its prior gradient (paper); mean: Theta <- the mean of the theta_d after "
+               "each step; noncentered: theta_d = Theta + delta_d, AdamW on Theta with the tasks' summed likelihood "
+               "gradient and on delta_d (same objective, large tau no longer slows training; docs/bora.md)");
   t.add("init_noise", &init_noise, "std of the noise in theta_d = Theta + N(0, std^2) at initialisation");
 }
 

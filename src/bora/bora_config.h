@@ -24,9 +24,17 @@ enum class LikelihoodWeight { Documents, Tokens, None };
 inline const Names<LikelihoodWeight> kLikelihoodWeightNames = {
     {"documents", LikelihoodWeight::Documents}, {"tokens", LikelihoodWeight::Tokens}, {"none", LikelihoodWeight::None}};
 
-// How Theta moves: AdamW on its prior gradient, or the mean of the theta_d after each step.
-enum class ThetaUpdate { Adam, Mean };
-inline const Names<ThetaUpdate> kThetaUpdateNames = {{"adam", ThetaUpdate::Adam}, {"mean", ThetaUpdate::Mean}};
+// How Theta moves (docs/bora.md, "How Theta moves"):
+//   adam         AdamW on Theta's prior gradient -tau sum_d (theta_d - Theta) (the paper)
+//   mean         Theta <- the mean of the theta_d after each step (gaussian prior only)
+//   noncentered  the same objective in the coordinates theta_d = Theta + delta_d: AdamW
+//                on Theta with sum_d of the tasks' likelihood gradients (the prior does
+//                not depend on Theta there), and on delta_d with theta_d's gradient. A
+//                large tau no longer stiffens the pair, so Theta learns what the tasks
+//                share at the pace of tau = inf. At tau = 0 Theta is unused, as in adam.
+enum class ThetaUpdate { Adam, Mean, Noncentered };
+inline const Names<ThetaUpdate> kThetaUpdateNames = {
+    {"adam", ThetaUpdate::Adam}, {"mean", ThetaUpdate::Mean}, {"noncentered", ThetaUpdate::Noncentered}};
 
 struct BoraConfig {
   double tau = 0.0;
@@ -38,6 +46,9 @@ struct BoraConfig {
   void declare(OptionTable& t);
   void validate() const;
   bool unified() const { return std::isinf(tau); }
+  // Theta has an optimizer (adam, noncentered) and, noncentered with tau > 0, drags the theta_d.
+  bool theta_by_adam() const { return !unified() && theta_update != ThetaUpdate::Mean; }
+  bool noncentered() const { return !unified() && tau > 0 && theta_update == ThetaUpdate::Noncentered; }
 };
 
 }  // namespace bora

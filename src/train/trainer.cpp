@@ -156,8 +156,7 @@ void Trainer::init_adapters() {
     }
   }
   rows_opt_ = std::make_unique<AdamW>(bank_->rows(), cfg_.optim.adamw());
-  if (!cfg_.bora.unified() && cfg_.bora.theta_update == ThetaUpdate::Adam)
-    theta_opt_ = std::make_unique<AdamW>(theta_, cfg_.optim.adamw());
+  if (cfg_.bora.theta_by_adam()) theta_opt_ = std::make_unique<AdamW>(theta_, cfg_.optim.adamw());
 }
 
 void Trainer::make_sampler() {
@@ -247,8 +246,14 @@ StepStats Trainer::step() {
                    : mean_update ? torch::full({}, mean_rows_sq, buffer.options())
                                  : buffer[P + kRowsGradSq],  // reduced in place
                    theta_grad);
+  // Non-centred: AdamW moves delta_d = theta_d - Theta, whose gradient is theta_d's, so
+  // the rows take their usual step and then follow Theta: theta_d += Theta_new -
+  // Theta_old (1 - lr wd), the last factor because AdamW decayed theta_d, not delta_d.
+  const torch::Tensor theta_before = cfg_.bora.noncentered() ? theta_.clone() : torch::Tensor();
   rows_opt_->step(bank_->grad_rows(), st.lr);
   if (theta_opt_) theta_opt_->step(theta_grad, st.lr);
+  if (theta_before.defined())
+    bank_->rows().add_(theta_ - theta_before * (1.0 - st.lr * cfg_.optim.weight_decay));
   bank_->zero_grad();
   st.optimizer_s += watch.seconds();
   if (mean_update) {
@@ -315,6 +320,9 @@ Trainer::Likelihood Trainer::likelihood(const std::vector<RowRef>& rows, torch::
 
 void Trainer::add_prior(torch::Tensor& buffer) {
   const int64_t P = bank_->row_size();
+  // Non-centred, Theta's gradient is sum_d of the likelihood gradients: taken before
+  // the prior's gradient joins the rows'.
+  if (cfg_.bora.noncentered()) buffer.narrow(0, 0, P).copy_(bank_->grad_rows().to(torch::kFloat64).sum(0));
   if (!cfg_.bora.unified() && cfg_.bora.tau > 0) {
     PriorTerms terms = prior_terms(cfg_.bora.prior, cfg_.bora.tau, bank_->rows(), theta_, bank_->layout());
     bank_->grad_rows().add_(terms.grad_rows);

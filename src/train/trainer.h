@@ -8,11 +8,13 @@
 //                weighted NLL  sum_d w_d * mean-NLL_d  backward into the bank's rows
 //              prior R over this rank's tasks: closed-form gradients
 //              all-reduce [ Theta's gradient | the step's scalars ]       (adam)
+//                      or [ sum_d of the likelihood gradients | scalars ]  (noncentered)
 //                      or [ the shared adapter's gradient | scalars ]      (tau = inf)
 //                      or [ sum_d theta_d after the step | scalars ]       (mean)
 //              read the scalars (loss, NLL, tokens, non-finite flags, ...) to the
 //                host: the step's only host synchronisation
-//              AdamW on the rows, and on Theta (identically on every rank)
+//              AdamW on the rows, and on Theta (identically on every rank);
+//                noncentered: every row then moves with Theta
 //
 // Tasks absent from a minibatch still move: R covers all of them every step. Each
 // task's mean NLL is normalised by its target tokens in the GLOBAL minibatch, which

@@ -130,7 +130,7 @@ TEST(Checkpoint, ResolvedIniAndRunDefiningKeys) {
 
 TEST(Checkpoint, ResumedRunIsBitIdenticalToUninterrupted) {
   struct Case { double tau; std::string update; };
-  for (const Case& k : {Case{10, "adam"}, Case{INFINITY, "adam"}, Case{10, "mean"}}) {
+  for (const Case& k : {Case{10, "adam"}, Case{INFINITY, "adam"}, Case{10, "mean"}, Case{10, "noncentered"}}) {
     SCOPED_TRACE(cat("tau ", k.tau, " theta_update ", k.update));
     const std::string tag = cat(std::isinf(k.tau) ? "inf" : "10", "_", k.update);
     TrainConfig ref = config("ref_" + tag, k.tau, k.update);

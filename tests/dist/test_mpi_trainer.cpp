@@ -1,7 +1,7 @@
 // The trainer's collectives, in-process under mpirun -np 2 (needs --fixture):
 //   * exactly ONE all-reduce per optimizer step, of |Theta| + 10 elements (Theta's
-//     gradient, the shared adapter's gradient at tau = inf, or sum_d theta_d for
-//     theta_update = mean; plus the step's 10 scalars, fused into the same buffer:
+//     gradient, the shared adapter's gradient at tau = inf, sum_d theta_d for
+//     theta_update = mean, or the rows' summed likelihood gradient for noncentered; plus the step's 10 scalars, fused into the same buffer:
 //     see Trainer::step), counted by the communicator;
 //   * Theta stays bit-identical on every rank, and a replica that differs is a
 //     DistError on every rank (no hang);
@@ -87,6 +87,12 @@ TEST(TrainerMpi, OneAllReducePerStepOfThetaGradient) {
 TEST(TrainerMpi, OneAllReducePerStepWithThetaMean) {
   TrainConfig c = config("mean");
   c.bora.theta_update = ThetaUpdate::Mean;
+  expect_one_all_reduce_per_step(c);
+}
+
+TEST(TrainerMpi, OneAllReducePerStepNoncentered) {
+  TrainConfig c = config("noncentered");
+  c.bora.theta_update = ThetaUpdate::Noncentered;
   expect_one_all_reduce_per_step(c);
 }
 

@@ -143,6 +143,60 @@ TEST(Trainer, MeanUpdateKeepsThetaAtTheMeanOfTheTasks) {
   }
 }
 
+// One step from the same start, noncentered against adam: AdamW's first step is lr
+// g / (|g| + eps) per element, so the rows take the same own step in both modes
+// (delta_d's gradient is theta_d's), and non-centred every row then moves by the
+// same vector as Theta: Theta_1 - Theta_0 (1 - lr wd), of size lr where Theta's
+// gradient (the tasks' summed likelihood gradient) is not tiny. Weight decay is on,
+// so a row decayed as theta_d instead of delta_d would show.
+TEST(Trainer, NoncenteredStepMovesEveryTaskWithTheta) {
+  auto make = [](const char* name, ThetaUpdate u) {
+    TrainConfig c = base_config(fortunes_dataset(), name);
+    c.bora.tau = 10;
+    c.bora.theta_update = u;
+    c.optim.weight_decay = 0.1;
+    return c;
+  };
+  SoloRank adam(make("nc_adam", ThetaUpdate::Adam)), nc(make("nc_nc", ThetaUpdate::Noncentered));
+  const torch::Tensor theta0 = nc.trainer.theta().clone();
+  ASSERT_TRUE(torch::equal(adam.trainer.bank().rows(), nc.trainer.bank().rows()));
+  adam.trainer.step();
+  nc.trainer.step();
+  const double lr = nc.trainer.config().optim.lr, wd = 0.1;
+  const torch::Tensor shift = nc.trainer.theta() - theta0 * (1 - lr * wd);
+  const torch::Tensor moved = nc.trainer.bank().rows() - adam.trainer.bank().rows();
+  EXPECT_LT((moved - shift.unsqueeze(0)).abs().max().item<double>(), 1e-7);
+  EXPECT_LE(shift.abs().max().item<double>(), lr * 1.001);  // float32 rounding of Theta (~1e-7)
+  EXPECT_GT(shift.abs().median().item<double>(), 0.9 * lr);
+  // adam moves Theta by its prior gradient instead: a different vector.
+  EXPECT_GT((adam.trainer.theta() - nc.trainer.theta()).abs().max().item<double>(), 0.5 * lr);
+}
+
+// What noncentered is for: at a large tau the tasks must move together, and in the
+// paper's coordinates AdamW cannot move them (each theta_d's step is dominated by
+// the prior pulling it back to Theta, and Theta's by the theta_d), so a tau = 1e4
+// run crawls where tau = inf learns. Non-centred, Theta follows the pooled gradient
+// and the run keeps up with tau = inf.
+TEST(Trainer, NoncenteredLargeTauKeepsPaceWithTauInf) {
+  const std::string data = fortunes_dataset();
+  auto run = [&](const char* name, double tau, ThetaUpdate u) {
+    TrainConfig c = full_batch(data, name, 8);
+    c.bora.tau = tau;
+    c.bora.theta_update = u;
+    SoloRank r(c);
+    for (int i = 0; i < 8; ++i) r.trainer.step();
+    return std::make_pair(r.trainer.bank().rows().mean(0), r.trainer.bank().preset_row());
+  };
+  const auto [shared, start] = run("pace_inf", INFINITY, ThetaUpdate::Adam);
+  const double travelled = (shared - start).norm().item<double>();
+  const double nc = (run("pace_nc", 1e4, ThetaUpdate::Noncentered).first - shared).norm().item<double>() / travelled;
+  const double centred = (run("pace_adam", 1e4, ThetaUpdate::Adam).first - shared).norm().item<double>() / travelled;
+  std::printf("distance to the tau = inf adapter after 8 steps, relative to its travel: noncentered %.3f, adam %.3f\n",
+              nc, centred);
+  EXPECT_LT(nc, 0.25);
+  EXPECT_GT(centred, 0.75);
+}
+
 TEST(Trainer, EvaluationEqualsDirectLogProbabilities) {
   TrainConfig c = base_config(fortunes_dataset(), "eval");
   c.bora.tau = 1;
