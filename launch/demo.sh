@@ -5,14 +5,16 @@
 #
 # Stages (a progress line names each): install what is missing; build; make the
 # corpora from the categories of the `fortunes` packages: the TASKS (categories from
-# tens to over a thousand documents each, like the paper's speakers) and a separate
+# tens to hundreds of documents each, like the paper's speakers) and a separate
 # PRETRAINING corpus (other English categories: the base never sees a task's
 # document, of any split); make a tokenizer (GPT-2's byte-level BPE cut to its first
 # merges) and a small OPT; prepare both into HDF5 shards (tasks: 50/25/25 split per
 # task); pretrain the base; sweep tau over configs/sweep-<variant>.ini on 2 ranks
-# with one lr for every tau and early stopping; print Table 1 and Table 2 and write the plots beside
-# them. Everything lands in --out (default demo/); re-running resumes where it stopped.
-#   --quick      8 tasks, a smaller pretraining corpus, taus 0, 10, 100, inf: 4.5 to 6 minutes on 2 idle cores
+# with one lr for every tau, Theta in the non-centred coordinates and early stopping;
+# print Table 1 and Table 2 and write the plots beside them. Everything lands in --out
+# (default demo/); re-running resumes where it stopped.
+#   --quick      8 tasks, a smaller pretraining corpus, taus 0, 10, 100, inf: about 4 minutes on 2 idle cores
+#                (the full demo: about 15 minutes after the build)
 #   --corpus ru  the second corpus: Russian fortune categories as the tasks, over the
 #                same English-pretrained base with the same recipe (configs unchanged;
 #                never used for tuning; default out: demo-ru)
