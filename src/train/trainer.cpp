@@ -630,6 +630,10 @@ void Trainer::resume() {
   rows_opt_->set_steps(m.at("adamw_steps").at("rows").get<int64_t>());
   if (theta_opt_) theta_opt_->set_steps(m.at("adamw_steps").at("theta").get<int64_t>());
   state_.from_meta(m);
+  // patience is resume-safe: the stop is re-decided under the current value, so raising
+  // it (or 0, off) continues an early-stopped run exactly as if it had been set from
+  // the start (the evaluations without improvement are counted either way).
+  state_.early.stopped = cfg_.patience > 0 && state_.early.bad_evals >= cfg_.patience;
   if (rng.count("cpu")) {
     at::Generator cpu = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(cpu.mutex());

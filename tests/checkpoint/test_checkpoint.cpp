@@ -152,6 +152,40 @@ TEST(Checkpoint, ResumedRunIsBitIdenticalToUninterrupted) {
   }
 }
 
+// Raising patience on resume continues a run that early stopping had ended, to the
+// same bits as a run with that patience from the start.
+TEST(Checkpoint, RaisingPatienceContinuesAnEarlyStoppedRun) {
+  auto make = [](const std::string& run, int patience) {
+    TrainConfig c = config(run);
+    c.max_steps = 60;
+    c.eval_every = 1;
+    c.patience = patience;
+    c.optim.lr = 0.2;  // steps large enough that some evaluation is not better
+    c.checkpoint.every_steps = 1000;  // the end of training still writes one
+    return c;
+  };
+  Solo whole(make("patience_whole", 0));
+  ASSERT_TRUE(whole.trainer.run());
+  const Outcome expected = outcome(whole);
+  TrainConfig c = make("patience_resumed", 1);
+  int64_t stop = 0;
+  {
+    Solo stopped(c);
+    ASSERT_TRUE(stopped.trainer.run());
+    ASSERT_TRUE(read_json_file(c.run_dir + "/results.json")["stopped_early"].get<bool>())
+        << "the fixture must stop early at patience 1";
+    stop = stopped.trainer.global_step();
+    ASSERT_LT(stop, 60);
+  }
+  c.patience = 0;
+  c.checkpoint.resume = "auto";
+  Solo resumed(c);
+  ASSERT_EQ(resumed.trainer.global_step(), stop);  // from the checkpoint written where it stopped
+  ASSERT_TRUE(resumed.trainer.run());
+  EXPECT_EQ(resumed.trainer.global_step(), 60);
+  expect_identical(expected, outcome(resumed));
+}
+
 TEST(Checkpoint, LayoutIsCompleteAndInspectable) {
   TrainConfig c = config("layout");
   c.max_steps = 4;
