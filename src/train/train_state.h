@@ -29,8 +29,9 @@ namespace bora {
 struct EarlyStop {
   double best_nll = INFINITY;
   int64_t best_step = 0;
-  int64_t bad_evals = 0;
-  bool stopped = false;
+  int64_t bad_evals = 0;  // evaluations since the best, counted with early stopping off too
+  bool stopped = false;    // exhausted(patience) at the last evaluation, or at resume
+  bool exhausted(int64_t patience) const { return patience > 0 && bad_evals >= patience; }
   torch::Tensor best_rows, best_theta;  // copies at best_step
   std::vector<std::pair<int64_t, double>> history;  // (step, macro validation NLL) per evaluation
 };

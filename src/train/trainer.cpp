@@ -322,7 +322,8 @@ void Trainer::add_prior(torch::Tensor& buffer) {
   const int64_t P = bank_->row_size();
   // Non-centred, Theta's gradient is sum_d of the likelihood gradients: taken before
   // the prior's gradient joins the rows'.
-  if (cfg_.bora.noncentered()) buffer.narrow(0, 0, P).copy_(bank_->grad_rows().to(torch::kFloat64).sum(0));
+  if (cfg_.bora.noncentered())
+    buffer.narrow(0, 0, P).copy_(bank_->grad_rows().sum(0, /*keepdim=*/false, torch::kFloat64));
   if (!cfg_.bora.unified() && cfg_.bora.tau > 0) {
     PriorTerms terms = prior_terms(cfg_.bora.prior, cfg_.bora.tau, bank_->rows(), theta_, bank_->layout());
     bank_->grad_rows().add_(terms.grad_rows);
@@ -451,9 +452,10 @@ void Trainer::evaluate_and_track() {
     early.best_rows = bank_->rows().clone();
     early.best_theta = theta_.defined() ? theta_.clone() : torch::Tensor();
     state_.best_val = std::move(val);
-  } else if (cfg_.patience > 0 && ++early.bad_evals >= cfg_.patience) {
-    early.stopped = true;
-    if (comm_.rank() == 0)
+  } else {
+    ++early.bad_evals;
+    early.stopped = early.exhausted(cfg_.patience);
+    if (early.stopped && comm_.rank() == 0)
       BORA_INFO("early stopping at step ", state_.step, ": no better validation NLL in ", cfg_.patience,
                 " evaluations (best at step ", early.best_step, ")");
   }
@@ -632,8 +634,8 @@ void Trainer::resume() {
   state_.from_meta(m);
   // patience is resume-safe: the stop is re-decided under the current value, so raising
   // it (or 0, off) continues an early-stopped run exactly as if it had been set from
-  // the start (the evaluations without improvement are counted either way).
-  state_.early.stopped = cfg_.patience > 0 && state_.early.bad_evals >= cfg_.patience;
+  // the start.
+  state_.early.stopped = state_.early.exhausted(cfg_.patience);
   if (rng.count("cpu")) {
     at::Generator cpu = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(cpu.mutex());

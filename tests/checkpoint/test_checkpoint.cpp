@@ -184,6 +184,23 @@ TEST(Checkpoint, RaisingPatienceContinuesAnEarlyStoppedRun) {
   ASSERT_TRUE(resumed.trainer.run());
   EXPECT_EQ(resumed.trainer.global_step(), 60);
   expect_identical(expected, outcome(resumed));
+
+  // The other way: evaluations without a better NLL are counted with early stopping
+  // off, so a run that reached its budget there and is resumed with patience 1 stops
+  // at once, where the patience-1 run stopped.
+  TrainConfig off = make("patience_turned_on", 0);
+  off.max_steps = stop;
+  {
+    Solo first(off);
+    ASSERT_TRUE(first.trainer.run());
+  }
+  off.patience = 1;
+  off.max_steps = 60;
+  off.checkpoint.resume = "auto";
+  Solo on(off);
+  ASSERT_TRUE(on.trainer.run());
+  EXPECT_EQ(on.trainer.global_step(), stop);
+  EXPECT_TRUE(read_json_file(off.run_dir + "/results.json")["stopped_early"].get<bool>());
 }
 
 TEST(Checkpoint, LayoutIsCompleteAndInspectable) {
