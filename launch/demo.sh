@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: BoRA's finding, end to end, on text that Debian ships.
 #
-#   launch/demo.sh [--quick] [--corpus en|ru] [--out demo] [--ranks 2]
+#   launch/demo.sh [--quick] [--corpus en|ru] [--out demo] [--ranks 2] [--prune]
 #
 # Stages (a progress line names each): install what is missing; build; make the
 # corpora from the categories of the `fortunes` packages: the TASKS (categories from
@@ -19,10 +19,12 @@
 #                same English-pretrained base with the same recipe (configs unchanged;
 #                never used for tuning; default out: demo-ru)
 #   --variant V  configs/V*.ini and V's task list (demo, demo-quick)
+#   --prune      then the same sweep pruned by ASHA (eta 3, from rung 2) into <out>/runs-pruned, and its
+#                report against the full one in <out>/report-pruned: compute spent and winner, side by side
 #   --no-setup   skip the install and build stages (the tests use it)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out="" variant=demo ranks=2 setup=1 corpus=en
+out="" variant=demo ranks=2 setup=1 corpus=en prune=0
 while (($#)); do
   case "$1" in
     --quick) variant=demo-quick; shift ;;
@@ -31,7 +33,8 @@ while (($#)); do
     --out) out=$2; shift 2 ;;
     --ranks) ranks=$2; shift 2 ;;
     --no-setup) setup=0; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --prune) prune=1; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -68,10 +71,10 @@ done
 bin="${BORA_BIN:-$root/build/bin}"
 t0=$(date +%s)
 declare -A stage_s
-stage() { echo; echo "=== [demo $1/7] $2  ($(( $(date +%s) - t0 )) s elapsed)" >&2; }
+stage() { echo; echo "=== [demo $1/$((7 + prune))] $2  ($(( $(date +%s) - t0 )) s elapsed)" >&2; }
 timed() { local name=$1; shift; local s=$(date +%s); "$@"; stage_s[$name]=$(( $(date +%s) - s )); }
 
-stage_s[install]=0 stage_s[build]=0
+stage_s[install]=0 stage_s[build]=0 stage_s[pruned]=0
 if [ $setup -eq 1 ]; then
   stage 1 "installing what is missing"; timed install "$root/launch/install-deps.sh"
   stage 2 "building bora"; timed build "$root/launch/build.sh"
@@ -112,10 +115,20 @@ timed sweep "$root/launch/sweep.sh" --sweep "$root/configs/sweep-$variant.ini" -
 
 stage 7 "report"
 timed report "$bin/bora-report" --sweep "$out/runs" --out "$out/report"
+if ((prune)); then
+  stage 8 "the same sweep pruned by ASHA -> $out/runs-pruned, reported against the full one"
+  pruned_sweep() {
+    "$root/launch/sweep.sh" --sweep "$root/configs/sweep-$variant.ini" --out "$out/runs-pruned" --ranks "$ranks" \
+      --prune asha -- --model "$out/base" --data "$out/data" > "$out/sweep-pruned.log"
+    "$bin/bora-report" --sweep "$out/runs-pruned" --full "$out/runs" --out "$out/report-pruned"
+  }
+  timed pruned pruned_sweep
+fi
 total=$(( $(date +%s) - t0 ))
 {
   echo
   echo "Stage times: install ${stage_s[install]} s, build ${stage_s[build]} s, prep ${stage_s[prep]} s," \
-       "pretrain ${stage_s[pretrain]} s, sweep ${stage_s[sweep]} s, report ${stage_s[report]} s; total $total s."
+       "pretrain ${stage_s[pretrain]} s, sweep ${stage_s[sweep]} s, report ${stage_s[report]} s," \
+       "pruned sweep ${stage_s[pruned]} s; total $total s."
   echo "Tables and plots: $out/report/ (report.md, table1.md, table2.md, *.png)"
 } | tee -a "$out/report/report.md"

@@ -5,17 +5,21 @@
 # checkpoint (--resume auto).
 #
 #   launch/sweep.sh --sweep configs/sweep-demo.ini [--out runs/demo] [--ranks 2]
-#                   [--until_converged [--max_epochs N]] [-- extra bora-train args]
+#                   [--prune asha|none] [--until_converged [--max_epochs N]]
+#                   [-- extra bora-train args]
 #
-# The sweep file (INI) holds:  taus = 0,1,10,inf   config = configs/demo.ini
+# The sweep file (INI) holds:  taus = 0,1,10,inf (or auto)   config = configs/demo.ini
 # (the bora-train options every run shares, the learning-rate rule among them:
-# lr for every tau, or lr = tau * lr_per_tau for 0 < tau < inf when lr_per_tau > 0).
+# lr for every tau, or lr = tau * lr_per_tau for 0 < tau < inf when lr_per_tau > 0),
+# and optionally prune = asha, prune_eta, prune_min_rungs (launch/sweep-lib.sh).
+# --prune: overrides the file's prune. Pruned: runs that fall behind at a rung stop
+# there (checkpoint, results.json with "pruned"); the intermediate taus run first.
 # --until_converged: runs that ended at their budget while still improving continue
 # from their last checkpoint with the budget doubled, until every run has converged
 # or reached --max_epochs (default: 4 x the config's epochs); see launch/converge.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-sweep="" out="" ranks=1 threads="" until_converged=0 max_epochs=""
+sweep="" out="" ranks=1 threads="" until_converged=0 max_epochs="" prune=""
 while (($#)); do
   case "$1" in
     --sweep) sweep=$2; shift 2 ;;
@@ -23,18 +27,16 @@ while (($#)); do
     --ranks) ranks=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --until_converged) until_converged=1; shift ;;
+    --prune) prune=$2; shift 2 ;;
     --max_epochs) max_epochs=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "sweep.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-[ -f "$sweep" ] || { echo "sweep.sh: sweep file '$sweep' not found (--sweep configs/sweep-demo.ini)" >&2; exit 2; }
-key() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$sweep" | tail -1 | sed 's/[[:space:]]*#.*//'; }
-taus=$(key taus) config=$(key config)
-[ -n "$taus" ] || { echo "sweep.sh: $sweep has no 'taus = ...' list" >&2; exit 2; }
-[[ "$config" = /* ]] || config="$root/$config"
-[ -f "$config" ] || { echo "sweep.sh: config '$config' named in $sweep not found" >&2; exit 2; }
+source "$root/launch/sweep-lib.sh"
+BORA_PRUNE=$prune bora_read_sweep "$sweep" "$root" || exit 2
+config=$BORA_SWEEP_CONFIG
 source "$root/launch/converge.sh"
 if ((until_converged)); then
   bora_check_no_budget_args "$@" || exit 2
@@ -45,25 +47,21 @@ if ((until_converged)); then
   [[ "$max_epochs" =~ ^[1-9][0-9]*$ ]] || { echo "sweep.sh: --max_epochs must be a positive integer, got '$max_epochs'" >&2; exit 2; }
 fi
 out=${out:-$root/runs/$(basename "$sweep" .ini)}
-IFS=',' read -ra list <<< "$taus"
-for tau in "${list[@]}"; do
-  tau=$(echo "$tau" | tr -d '[:space:]')
-  [[ "$tau" =~ ^(inf|[0-9]+([.][0-9]+)?([eE][+-]?[0-9]+)?)$ ]] ||
-    { echo "sweep.sh: '$tau' in $sweep is not a tau >= 0 (or inf)" >&2; exit 2; }
-done
+list=("${BORA_TAUS[@]}")
 mkdir -p "$out"
 bin=${BORA_BIN:-$root/build/bin}
 targs=(--ranks "$ranks"); [ -n "$threads" ] && targs+=(--threads "$threads")
 n=${#list[@]} i=0 start=$(date +%s) runs=()
 for tau in "${list[@]}"; do
-  tau=$(echo "$tau" | tr -d '[:space:]'); i=$((i + 1))
+  i=$((i + 1))
   run="$out/tau_$tau"
   runs+=("$run")
   if [ -f "$run/results.json" ]; then
     echo "[sweep $i/$n] tau = $tau: done already ($run)" >&2; continue
   fi
   echo "[sweep $i/$n] tau = $tau on $ranks rank(s) -> $run  ($(( $(date +%s) - start )) s so far)" >&2
-  "$root/launch/run.sh" "${targs[@]}" -- bora-train --config "$config" --tau "$tau" --run_dir "$run" --resume auto "$@"
+  "$root/launch/run.sh" "${targs[@]}" -- bora-train --config "$config" --tau "$tau" --run_dir "$run" --resume auto \
+    "${BORA_PRUNE_ARGS[@]}" "$@"
 done
 # Continue what ended at its budget while still improving, until nothing does.
 while ((until_converged)); do

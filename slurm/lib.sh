@@ -3,7 +3,8 @@
 # of a batch script from its spool folder, so the scripts find this file through
 # BORA_ROOT (default: the folder sbatch was called from), not through $0.
 #
-#   bora_read_sweep FILE       BORA_TAUS=(0 1 10 inf), BORA_SWEEP_CONFIG=<config path>
+#   bora_read_sweep FILE       BORA_TAUS=(0 1 10 inf), BORA_SWEEP_CONFIG=<config path>,
+#                              BORA_PRUNE_ARGS (launch/sweep-lib.sh)
 #   bora_step CMD...           runs a job step (srun) with the signal protocol; sets BORA_STEP_RC
 #   bora_finish RC             requeues on 75 (docs/slurm.md), otherwise exits with RC
 #   bora_unconverged, bora_budget_args   from launch/converge.sh (continuing a sweep)
@@ -22,36 +23,14 @@ BORA_RESEND_PID=""
 BORA_GOT_USR1=${BORA_GOT_USR1:-0}  # the scripts trap USR1 into it from their first line
 BORA_GOT_TERM=0
 
-source "${BORA_ROOT:-$PWD}/launch/converge.sh"
+# Beside this file, wherever it is sourced from (a batch script runs from Slurm's spool).
+source "$(dirname "${BASH_SOURCE[0]}")/../launch/converge.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../launch/sweep-lib.sh"
 
 bora_log() { echo "[$(date +%H:%M:%S) ${BORA_SCRIPT:-bora} job ${SLURM_JOB_ID:-?}] $*" >&2; }
 
 # Resolves a path given relative to the submit folder.
 bora_abs() { case "$1" in /*) echo "$1" ;; *) echo "${BORA_ROOT:-$PWD}/$1" ;; esac; }
-
-# Reads `taus = ...` and `config = ...` from a sweep INI (configs/sweep-*.ini) and
-# rejects what would start a useless or wrong sweep: no file, an empty list, a tau
-# that is not a number >= 0 or inf.
-bora_read_sweep() {
-  local file=$1 raw tau
-  [ -f "$file" ] || { bora_log "error: sweep file '$file' not found"; return 2; }
-  _key() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$file" | tail -1 | sed 's/[[:space:]]*#.*//'; }
-  raw=$(_key taus)
-  BORA_SWEEP_CONFIG=$(_key config)
-  BORA_TAUS=()
-  IFS=',' read -ra _items <<<"$raw"
-  for tau in "${_items[@]}"; do
-    tau=$(echo "$tau" | tr -d '[:space:]')
-    [ -n "$tau" ] || continue
-    [[ "$tau" =~ ^(inf|[0-9]+([.][0-9]+)?([eE][+-]?[0-9]+)?)$ ]] ||
-      { bora_log "error: '$tau' in $file (taus = $raw) is not a tau >= 0 (or inf)"; return 2; }
-    BORA_TAUS+=("$tau")
-  done
-  ((${#BORA_TAUS[@]})) || { bora_log "error: $file has an empty tau list (taus = '$raw'); write e.g. taus = 0,1,10,inf"; return 2; }
-  [ -n "$BORA_SWEEP_CONFIG" ] || { bora_log "error: $file has no 'config = ...' line"; return 2; }
-  BORA_SWEEP_CONFIG=$(bora_abs "$BORA_SWEEP_CONFIG")
-  [ -f "$BORA_SWEEP_CONFIG" ] || { bora_log "error: config '$BORA_SWEEP_CONFIG' named in $file not found"; return 2; }
-}
 
 # Signal handlers of the batch shell. Bash runs a trap only between commands, so
 # the step runs in the background and the shell sits in `wait`, which a trapped

@@ -62,29 +62,31 @@ void rename_durable(const std::string& from, const std::string& to) {
   fsync_path(parent.empty() ? "." : parent);
 }
 
-void write_file_atomic(const std::string& path, std::string_view data) {
-  std::string tmp = temp_path_for(path);
-  {
-    UniqueFd f;
-    f.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    BORA_CHECK(f.fd >= 0, IoError, "cannot create '", tmp, "': ", errno_text());
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::write(f.fd, data.data() + done, data.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        std::string why = errno_text();
-        ::unlink(tmp.c_str());
-        BORA_THROW(IoError, "cannot write '", tmp, "': ", why);
-      }
-      done += static_cast<size_t>(n);
-    }
-    if (::fsync(f.fd) != 0) {
+void write_file_synced(const std::string& path, std::string_view data) {
+  UniqueFd f;
+  f.fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  BORA_CHECK(f.fd >= 0, IoError, "cannot create '", path, "': ", errno_text());
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(f.fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
       std::string why = errno_text();
-      ::unlink(tmp.c_str());
-      BORA_THROW(IoError, "cannot sync '", tmp, "': ", why);
+      ::unlink(path.c_str());
+      BORA_THROW(IoError, "cannot write '", path, "': ", why);
     }
+    done += static_cast<size_t>(n);
   }
+  if (::fsync(f.fd) != 0) {
+    std::string why = errno_text();
+    ::unlink(path.c_str());
+    BORA_THROW(IoError, "cannot sync '", path, "': ", why);
+  }
+}
+
+void write_file_atomic(const std::string& path, std::string_view data) {
+  const std::string tmp = temp_path_for(path);
+  write_file_synced(tmp, data);
   rename_durable(tmp, path);
 }
 

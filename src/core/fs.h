@@ -14,6 +14,9 @@ namespace bora {
 
 std::string read_file(const std::string& path);
 void write_file_atomic(const std::string& path, std::string_view data);
+// Writes and fsyncs `path` in place (no rename): the first half of an atomic write
+// whose caller renames the file itself.
+void write_file_synced(const std::string& path, std::string_view data);
 // The temporary sibling name used by atomic writers: "<path>.tmp.<pid>".
 std::string temp_path_for(const std::string& path);
 // rename(2) then fsync of the parent folder; IoError on failure.

@@ -91,6 +91,16 @@ double spearman(const std::vector<double>& x, const std::vector<double>& y) {
   return sxx > 0 && syy > 0 ? sxy / std::sqrt(sxx * syy) : NAN;
 }
 
+std::vector<std::string> sweep_run_dirs(const std::string& sweep) {
+  BORA_CHECK(std::filesystem::is_directory(sweep), ConfigError, "sweep folder '", sweep, "' does not exist");
+  std::vector<std::string> runs;
+  for (const auto& e : std::filesystem::directory_iterator(sweep))
+    if (e.is_directory() && e.path().filename() != "report" && std::filesystem::exists(e.path() / "config.ini"))
+      runs.push_back(e.path().string());
+  std::sort(runs.begin(), runs.end());
+  return runs;
+}
+
 SweepReport read_sweep(const std::vector<std::string>& run_dirs) {
   SweepReport rep;
   for (const auto& dir : run_dirs) {
@@ -122,6 +132,10 @@ SweepReport read_sweep(const std::vector<std::string>& run_dirs) {
         r.convergence = "unknown: results.json from a bora without convergence reports";
       }
       r.steps_per_epoch = j.contains("budget") ? j.at("budget").value("steps_per_epoch", int64_t(0)) : 0;
+      r.total_steps = j.contains("budget") ? j.at("budget").value("total_steps", r.steps) : r.steps;
+      if (j.contains("pruned") && j.at("pruned").is_object()) r.pruned_rung = j.at("pruned").at("rung").get<int64_t>();
+      r.rank_seconds_measured = j.contains("rank_seconds");
+      r.rank_seconds = r.rank_seconds_measured ? j.at("rank_seconds").get<double>() : r.train_seconds * r.ranks;
       for (const auto& t : j.at("tasks"))
         r.tasks.push_back({t.at("name").get<std::string>(), t.at("train_documents").get<int64_t>(),
                            t.at("validation_ppl").get<double>(), t.at("test_ppl").get<double>(),
@@ -170,7 +184,11 @@ std::string sweep_status(const std::vector<std::string>& run_dirs) {
       continue;
     }
     const Json j = read_json_file(path);
-    const char* conv = !j.contains("converged") ? "unknown" : j.at("converged").get<bool>() ? "yes" : "no";
+    const bool pruned = j.contains("pruned") && j.at("pruned").is_object();
+    const char* conv = pruned                       ? "pruned"
+                       : !j.contains("converged")   ? "unknown"
+                       : j.at("converged").get<bool>() ? "yes"
+                                                       : "no";
     int64_t epochs = 0;
     if (j.contains("budget")) {
       const int64_t total = j.at("budget").at("total_steps").get<int64_t>();
@@ -182,22 +200,85 @@ std::string sweep_status(const std::vector<std::string>& run_dirs) {
   return os.str();
 }
 
+// The winner: the lowest validation perplexity among the runs that were not pruned
+// (a pruned run lost at equal steps; its figure is from an earlier stage), or among
+// all runs when every run was pruned.
+size_t sweep_winner(const SweepReport& rep) {
+  size_t best = rep.runs.size();
+  for (size_t r = 0; r < rep.runs.size(); ++r)
+    if (rep.runs[r].pruned_rung == 0 && (best == rep.runs.size() || rep.runs[r].val_macro < rep.runs[best].val_macro))
+      best = r;
+  if (best < rep.runs.size()) return best;
+  best = 0;
+  for (size_t r = 1; r < rep.runs.size(); ++r)
+    if (rep.runs[r].val_macro < rep.runs[best].val_macro) best = r;
+  return best;
+}
+
 std::string sweep_verdict(const SweepReport& rep) {
-  std::string unconverged;
-  size_t best = 0;
+  std::string unconverged, pruned, lower;
+  const size_t best = sweep_winner(rep);
   for (size_t r = 0; r < rep.runs.size(); ++r) {
-    if (rep.runs[r].converged != 1)
+    if (rep.runs[r].pruned_rung > 0 && rep.runs[r].val_macro < rep.runs[best].val_macro)
+      lower += (lower.empty() ? "" : ", ") + std::string("tau = ") + tau_text(rep.runs[r].tau);
+    if (rep.runs[r].pruned_rung > 0)
+      pruned += (pruned.empty() ? "" : ", ") + std::string("tau = ") + tau_text(rep.runs[r].tau) + " at rung " +
+                std::to_string(rep.runs[r].pruned_rung);
+    else if (rep.runs[r].converged != 1)
       unconverged += (unconverged.empty() ? "" : ", ") + std::string("tau = ") + tau_text(rep.runs[r].tau) +
                      (rep.runs[r].converged < 0 ? " (unknown)" : "");
-    if (rep.runs[r].val_macro < rep.runs[best].val_macro) best = r;
   }
   if (!unconverged.empty())
     return "no verdict: runs " + unconverged + " had not converged (continue them: launch/sweep.sh --until_converged)";
+  const size_t n_pruned = size_t(std::count_if(rep.runs.begin(), rep.runs.end(), [](const SweepRun& x) { return x.pruned_rung > 0; }));
   return "verdict: tau = " + tau_text(rep.runs[best].tau) + " has the lowest validation perplexity (macro, " +
-         fmt(rep.runs[best].val_macro) + ") of " + std::to_string(rep.runs.size()) + " converged runs";
+         fmt(rep.runs[best].val_macro) + ") of " + std::to_string(rep.runs.size() - n_pruned) + " converged runs" +
+         (pruned.empty() ? "" : "; pruned: " + pruned) +
+         (lower.empty() ? ""
+                        : " (pruned " + lower +
+                              " had reached a lower figure before it lost at its rung: resume it with prune = none to "
+                              "compare converged runs)");
 }
 
-std::string write_report(const SweepReport& rep, const std::string& out, bool plots) {
+SweepCompute sweep_compute(const SweepReport& rep) {
+  SweepCompute c;
+  for (const auto& x : rep.runs) {
+    c.spent += x.rank_seconds;
+    c.all_measured = c.all_measured && x.rank_seconds_measured;
+    if (x.pruned_rung > 0 && x.steps > 0) {
+      ++c.pruned;
+      c.full_estimate += x.rank_seconds / double(x.steps) * double(std::max(x.total_steps, x.steps));
+    } else {
+      c.full_estimate += x.rank_seconds;
+    }
+  }
+  return c;
+}
+
+std::string compute_lines(const SweepReport& rep, const SweepReport* full) {
+  const SweepCompute c = sweep_compute(rep);
+  std::ostringstream os;
+  const char* what = c.all_measured ? "rank-seconds" : "rank-seconds (some runs: training time only, an older bora)";
+  os << "Compute: " << fmt(c.spent, 0) << " " << what << " spent";
+  if (c.pruned > 0)
+    os << "; a full sweep would have spent at most " << fmt(c.full_estimate, 0) << " (" << c.pruned
+       << " pruned run(s) continued to their step budget at their own pace; early stopping may end them sooner): "
+       << fmt(100 * c.spent / c.full_estimate, 0) << "%";
+  os << ".\n";
+  if (full) {
+    const SweepCompute f = sweep_compute(*full);
+    const SweepRun &mine = rep.runs[sweep_winner(rep)], &theirs = full->runs[sweep_winner(*full)];
+    os << "Against the full sweep (" << full->runs.size() << " runs, " << fmt(f.spent, 0) << " rank-seconds"
+       << (f.all_measured ? "" : ", some runs training time only") << "): this sweep spent "
+       << fmt(100 * c.spent / f.spent, 1) << "% of it; winner tau = " << tau_text(mine.tau) << " ("
+       << fmt(mine.val_macro) << "), the full sweep's tau = " << tau_text(theirs.tau) << " (" << fmt(theirs.val_macro)
+       << "): " << (mine.tau == theirs.tau ? "the same tau, " : "another tau, ")
+       << fmt(100 * (mine.val_macro / theirs.val_macro - 1), 2) << "% above it.\n";
+  }
+  return os.str();
+}
+
+std::string write_report(const SweepReport& rep, const std::string& out, bool plots, const SweepReport* full) {
   make_dirs(out);
   const auto& runs = rep.runs;
   // ---- Table 1 -------------------------------------------------------------------
@@ -205,21 +286,23 @@ std::string write_report(const SweepReport& rep, const std::string& out, bool pl
   t1 << "| tau | lr | validation ppl (macro) | validation ppl (micro) | test ppl (macro) | best step | converged | tokens/s |\n"
      << "|---:|---:|---:|---:|---:|---:|:---:|---:|\n";
   c1 << "tau,lr,val_macro_ppl,val_micro_ppl,test_macro_ppl,test_micro_ppl,best_step,steps,train_seconds,tokens_per_s,ranks,"
-        "converged\n";
-  size_t best_overall = 0;
-  for (size_t r = 0; r < runs.size(); ++r)
-    if (runs[r].val_macro < runs[best_overall].val_macro) best_overall = r;
+        "converged,pruned_rung,rank_seconds\n";
+  const size_t best_overall = sweep_winner(rep);
   for (size_t r = 0; r < runs.size(); ++r) {
     const auto& x = runs[r];
     const std::string mark = r == best_overall ? "**" : "";
     // A run cut off while improving is marked where its figures are read.
-    const char* conv = x.converged == 1 ? "yes" : x.converged == 0 ? "**no**" : "?";
+    const std::string conv = x.pruned_rung > 0 ? "pruned (rung " + std::to_string(x.pruned_rung) + ")"
+                             : x.converged == 1 ? "yes"
+                             : x.converged == 0 ? "**no**"
+                                                : "?";
     t1 << "| " << tau_text(x.tau) << " | " << lr_text(x.lr) << " | " << mark << fmt(x.val_macro) << mark << " | "
        << fmt(x.val_micro) << " | " << fmt(x.test_macro) << " | " << x.best_step << " of " << x.steps << " | " << conv
        << " | " << fmt(x.tokens_per_s, 0) << " |\n";
     c1 << tau_text(x.tau) << "," << lr_text(x.lr) << "," << x.val_macro << "," << x.val_micro << "," << x.test_macro
        << "," << x.test_micro << "," << x.best_step << "," << x.steps << "," << x.train_seconds << "," << x.tokens_per_s
-       << "," << x.ranks << "," << (x.converged == 1 ? "yes" : x.converged == 0 ? "no" : "unknown") << "\n";
+       << "," << x.ranks << "," << (x.converged == 1 ? "yes" : x.converged == 0 ? "no" : "unknown") << ","
+       << x.pruned_rung << "," << x.rank_seconds << "\n";
   }
   // ---- Table 2 -------------------------------------------------------------------
   std::ostringstream t2, c2;
@@ -259,12 +342,14 @@ std::string write_report(const SweepReport& rep, const std::string& out, bool pl
   const bool has_zero = runs.front().tau == 0, has_inf = std::isinf(runs.back().tau);
   std::ostringstream notes;  // what the report could not say, and why
   for (const auto& x : runs)
-    if (x.converged != 1) notes << "- tau = " << tau_text(x.tau) << " had not converged: " << x.convergence << "\n";
+    if (x.converged != 1 && x.pruned_rung == 0)
+      notes << "- tau = " << tau_text(x.tau) << " had not converged: " << x.convergence << "\n";
   if (!has_zero) notes << "- no tau = 0 run: the gain over independent adapters and its correlation with task size are not reported\n";
   if (!has_zero && !has_inf) notes << "- neither tau = 0 nor tau = inf: gain_vs_size.png is not drawn\n";
 
   std::ostringstream md;
-  md << "# BoRA tau sweep\n\n" << sweep_verdict(rep) << "\n\n## Table 1: overall validation perplexity per tau\n\n"
+  const std::string compute = compute_lines(rep, full);
+  md << "# BoRA tau sweep\n\n" << sweep_verdict(rep) << "\n\n" << compute << "\n## Table 1: overall validation perplexity per tau\n\n"
      << t1.str() << "\n## Table 2: per-task validation perplexity (best tau per task in bold)\n\n" << t2.str() << "\n"
      << best_intermediate << " of " << rep.task_names.size() << " tasks are best at an intermediate tau (0 < tau < inf).\n";
   if (std::isfinite(rep.size_gain_correlation))
@@ -353,7 +438,7 @@ std::string write_report(const SweepReport& rep, const std::string& out, bool pl
   }
   return "## Table 1: overall validation perplexity per tau\n\n" + t1.str() +
          "\n## Table 2: per-task validation perplexity (best in bold)\n\n" + t2.str() +
-         (notes.str().empty() ? "" : "\nNotes:\n" + notes.str()) + "\n" + sweep_verdict(rep) + "\n";
+         (notes.str().empty() ? "" : "\nNotes:\n" + notes.str()) + "\n" + sweep_verdict(rep) + "\n" + compute;
 }
 
 }  // namespace bora

@@ -14,7 +14,10 @@
 //
 // Table 1 marks every run that had not converged (train/convergence.h), and the
 // verdict names the best tau only when every run converged: a sweep that compares
-// runs at different stages of training compares nothing. Parts that need tau = 0
+// runs at different stages of training compares nothing. A run that ASHA pruned
+// (train/prune.h) is marked with its rung and does not hold the verdict back: it
+// lost to other runs at equal steps. The compute line sums rank-seconds, and
+// estimates what a full sweep would have spent (or measures it, --full). Parts that need tau = 0
 // or tau = inf (the gain over them, its correlation with task size) are skipped
 // with a note when the sweep lacks them.
 #pragma once
@@ -45,6 +48,13 @@ struct SweepRun {
   int converged = -1;
   std::string convergence;  // why, in one sentence
   int64_t steps_per_epoch = 0;
+  int64_t total_steps = 0;      // the budget
+  int64_t pruned_rung = 0;      // > 0: ASHA stopped it at this rung
+  // Compute spent: wall seconds x ranks of the whole run (results.json
+  // rank_seconds); runs of a bora before pruned sweeps have only their training
+  // time (train_seconds x ranks), and rank_seconds_measured says so.
+  double rank_seconds = 0;
+  bool rank_seconds_measured = true;
   std::vector<SweepTask> tasks;
 };
 
@@ -59,18 +69,39 @@ struct SweepReport {
   double size_gain_correlation = 0;
 };
 
+// The run folders of a sweep folder: its subfolders with a config.ini (sorted);
+// ConfigError when the folder does not exist.
+std::vector<std::string> sweep_run_dirs(const std::string& sweep);
 // Reads every run folder; ConfigError when none has results.
 SweepReport read_sweep(const std::vector<std::string>& run_dirs);
 // For scripts that continue a sweep (launch/sweep.sh --until_converged): one line
-// per run folder, "<dir> <converged: yes|no|unknown|missing> <budget in epochs>",
+// per run folder, "<dir> <converged: yes|no|pruned|unknown|missing> <budget in epochs>",
 // the budget being the run's total steps over its steps per epoch, rounded up.
 std::string sweep_status(const std::vector<std::string>& run_dirs);
+// The index of the sweep's winner: the lowest validation perplexity among the runs
+// that were not pruned (among all when every run was).
+size_t sweep_winner(const SweepReport& report);
 // One line: "verdict: tau = 10 has the lowest validation perplexity (macro) of N
-// converged runs" or "no verdict: runs tau = 1, tau = 10 had not converged".
+// converged runs[; pruned: ...]" or "no verdict: runs tau = 1, tau = 10 had not converged".
 std::string sweep_verdict(const SweepReport& report);
 // Writes tables (and plots when `plots`) into `out`; returns Table 1 and Table 2 as
 // Markdown for printing.
-std::string write_report(const SweepReport& report, const std::string& out, bool plots);
+// `full`: optional, a full sweep of the same taus to compare compute and winner with.
+std::string write_report(const SweepReport& report, const std::string& out, bool plots,
+                         const SweepReport* full = nullptr);
+
+// The compute of a sweep, in rank-seconds: spent, and what running every pruned run
+// to its step budget at its own pace would have added (an upper bound on the full
+// sweep: early stopping may have ended such a run sooner).
+struct SweepCompute {
+  double spent = 0, full_estimate = 0;
+  int pruned = 0;
+  bool all_measured = true;
+};
+SweepCompute sweep_compute(const SweepReport& report);
+// Lines for report.md: the compute, and with `full` (the same taus trained without
+// pruning) the measured ratio and how far this sweep's winner is from the full one's.
+std::string compute_lines(const SweepReport& report, const SweepReport* full);
 
 // Spearman's rho with average ranks for ties.
 double spearman(const std::vector<double>& x, const std::vector<double>& y);

@@ -2,9 +2,11 @@
 //   bora-report --sweep runs/sweep                 (every subfolder with results.json)
 //   bora-report --runs runs/tau0,runs/tau10,...   --out report/
 //   bora-report --sweep runs/sweep --status        (per-run convergence, for scripts)
+//   bora-report --sweep runs/pruned --full runs/sweep   (a pruned sweep against a full one)
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -14,7 +16,7 @@
 
 int main(int argc, char** argv) {
   return bora::guarded_main("bora-report", [&] {
-    std::string sweep, out;
+    std::string sweep, out, full;
     std::vector<std::string> runs;
     bool plots = true, status = false;
     bora::OptionTable t("bora-report",
@@ -23,25 +25,24 @@ int main(int argc, char** argv) {
     t.add("sweep", &sweep, "a folder whose subfolders are the sweep's runs");
     t.add("runs", &runs, "run folders, instead of --sweep");
     t.add("out", &out, "output folder (default: <sweep>/report)");
+    t.add("full", &full,
+          "a full sweep folder of the same taus: report.md then gives this sweep's compute as a share of its "
+          "measured compute, and how far this sweep's winner is from its winner");
     t.add("plots", &plots, "write the PNG figures (needs gnuplot)");
     t.add("status", &status,
           "print one line per run for scripts: <dir> <converged: yes|no|unknown|missing> <budget in epochs>; no tables");
     if (!t.parse(argc, argv)) return 0;
     BORA_CHECK(!sweep.empty() || !runs.empty(), ConfigError, "give --sweep or --runs");
-    if (!sweep.empty()) {
-      BORA_CHECK(std::filesystem::is_directory(sweep), ConfigError, "sweep folder '", sweep, "' does not exist");
-      for (const auto& e : std::filesystem::directory_iterator(sweep))
-        if (e.is_directory() && e.path().filename() != "report" && std::filesystem::exists(e.path() / "config.ini"))
-          runs.push_back(e.path().string());
-      std::sort(runs.begin(), runs.end());
-    }
+    if (!sweep.empty()) runs = bora::sweep_run_dirs(sweep);
     if (status) {
       std::cout << bora::sweep_status(runs);
       return 0;
     }
     if (out.empty()) out = (sweep.empty() ? std::string(".") : sweep) + "/report";
     bora::SweepReport rep = bora::read_sweep(runs);
-    std::cout << bora::write_report(rep, out, plots);
+    std::optional<bora::SweepReport> full_rep;
+    if (!full.empty()) full_rep = bora::read_sweep(bora::sweep_run_dirs(full));
+    std::cout << bora::write_report(rep, out, plots, full_rep ? &*full_rep : nullptr);
     if (!rep.missing.empty()) {
       std::cout << "\nMissing runs (left out):\n";
       for (const auto& m : rep.missing) std::cout << "  " << m << "\n";

@@ -57,7 +57,13 @@ void write_results(const RunFolder& run, const TrainConfig& config, const TaskPl
                      {"total_steps", outcome.total_steps},
                      {"steps_per_epoch", plan.steps_per_epoch(config.batch_size)}}},
                    {"lr_rule", config.lr_per_tau > 0 ? "tau * lr_per_tau" : "constant"},
+                   {"pruned", outcome.pruned_rung > 0
+                                  ? OrderedJson{{"rung", outcome.pruned_rung},
+                                                {"step", outcome.pruned_step},
+                                                {"eta", config.prune.eta}}
+                                  : OrderedJson(nullptr)},
                    {"train_seconds", state.train_seconds},
+                   {"rank_seconds", state.rank_seconds},
                    {"train_tokens", state.train_tokens},
                    {"tokens_per_s", state.train_seconds > 0 ? double(state.train_tokens) / state.train_seconds : 0.0},
                    {"validation", summary_json(best)},

@@ -26,6 +26,8 @@ struct RunOutcome {
   Convergence convergence;
   int64_t total_steps = 0;        // the budget
   std::string adapter;            // AdapterSpec::describe()
+  int64_t pruned_rung = 0;        // > 0: pruned there (train/prune.h)
+  int64_t pruned_step = 0;
 };
 
 // {macro_ppl, micro_ppl, macro_nll, micro_nll}: a summary as results.json and

@@ -159,6 +159,8 @@ void RunLockOptions::validate() const {
              ") must be at least 3 heartbeats (lock_heartbeat_s = ", heartbeat_s,
              "): a live holder whose heartbeat is merely late must never look stale");
   BORA_CHECK(dying_grace_s >= 0, ConfigError, "the lock's dying grace must be >= 0 s, got ", dying_grace_s);
+  BORA_CHECK(wait_s >= 0, ConfigError, "the lock's wait must be >= 0 s, got ", wait_s);
+  BORA_CHECK(!name.empty() && name.find('/') == std::string::npos, ConfigError, "bad lock file name '", name, "'");
 }
 
 int64_t process_start_ticks(int64_t pid) { return read_process_stat(pid).start_ticks; }
@@ -228,7 +230,7 @@ std::string LockHolder::describe() const {
 }
 
 RunLock::RunLock(std::string dir, RunLockOptions options)
-    : dir_(std::move(dir)), lock_path_(dir_ + "/LOCK"), options_(options), self_(LockHolder::self()) {
+    : dir_(std::move(dir)), lock_path_(dir_ + "/" + options.name), options_(options), self_(LockHolder::self()) {
   options_.validate();
   make_dirs(dir_);
   acquire();
@@ -263,15 +265,17 @@ std::optional<LockHolder> RunLock::read(const std::string& dir, std::string* pro
 
 void RunLock::acquire() {
   const std::string content = self_.to_json();
-  const std::string break_path = dir_ + "/LOCK.break";
+  const std::string break_path = lock_path_ + ".break";
   // A contender holds LOCK.break for milliseconds; waiting longer than this means
   // something is wrong (a file system that does not answer).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::duration<double>(30 + options_.wait_s);
   std::mt19937 jitter(static_cast<unsigned>(std::hash<std::string>()(self_.token)));
   std::optional<std::chrono::steady_clock::time_point> live_since;
   for (int attempt = 0;; ++attempt) {
-    BORA_CHECK(std::chrono::steady_clock::now() < deadline, ConfigError, "cannot lock run folder ", dir_,
-               ": it stayed contended for 30 s (", break_path, " held by a contender that does not finish)");
+    BORA_CHECK(std::chrono::steady_clock::now() < deadline, ConfigError, "cannot lock ", options_.what, " ", dir_,
+               ": it stayed contended for ", static_cast<int64_t>(30 + options_.wait_s), " s (", break_path,
+               " held by a contender that does not finish)");
     if (link_exclusive(dir_, lock_path_, content, self_)) {
       held_ = true;
       return;
@@ -279,6 +283,11 @@ void RunLock::acquire() {
     const std::optional<Observed> seen = observe(lock_path_);
     if (!seen) continue;  // released between our link() and our look: try again
     const std::string reason = stale_reason(*seen, self_, options_);
+    // A lock held for milliseconds: wait for a live holder to let go.
+    if (reason.empty() && std::chrono::steady_clock::now() - start < std::chrono::duration<double>(options_.wait_s)) {
+      sleep_ms(1 + static_cast<int64_t>(jitter() % 20));
+      continue;
+    }
     // A live holder on this host may be on its way out: the previous job's rank 0
     // still unwinding, or being killed by its launcher, when the next job starts
     // at once (a requeue, a test). It gets dying_grace_s to go.
@@ -289,11 +298,13 @@ void RunLock::acquire() {
         continue;
       }
     }
-    BORA_CHECK(!reason.empty(), ConfigError, "run folder ", dir_, " is in use by ", who(*seen), " (since ",
+    BORA_CHECK(!reason.empty(), ConfigError, options_.what, " ", dir_, " is in use by ", who(*seen), " (since ",
                seen->holder ? seen->holder->started : "?", ", last heartbeat ", static_cast<int64_t>(std::max(0.0, seen->age_s)),
-               " s ago): another bora-train writes there; use another --run_dir or wait for it to end (a holder that "
-               "is gone is taken over: a dead pid on its host, or no heartbeat for lock_stale_s = ", options_.stale_s,
-               " s)");
+               " s ago)",
+               options_.wait_s > 0 ? cat(" and stayed so for ", options_.wait_s, " s") :
+                                     std::string(": another bora-train writes there; use another --run_dir or wait for it to end"),
+               " (a holder that is gone is taken over: a dead pid on its host, or no heartbeat for lock_stale_s = ",
+               options_.stale_s, " s)");
 
     // Takeover, one contender at a time: whoever holds LOCK.break.
     if (!link_exclusive(dir_, break_path, content, self_)) {
@@ -330,7 +341,7 @@ void RunLock::acquire() {
     if (b && b->holder && b->holder->token == self_.token) ::unlink(break_path.c_str());
     if (got) {
       held_ = true;
-      BORA_WARN("run folder ", dir_, ": took over the lock of ", who(*seen), " (since ",
+      BORA_WARN(options_.what, " ", dir_, ": took over the lock of ", who(*seen), " (since ",
                 seen->holder ? seen->holder->started : "?", "): ", reason);
       return;
     }

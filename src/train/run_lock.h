@@ -54,6 +54,13 @@ struct RunLockOptions {
   // previous job's writer may be exiting right now (killed by its launcher, or
   // unwinding after an error) when the next job starts at once.
   double dying_grace_s = 3;
+  // The lock's file in `dir` and what the messages call the thing it guards.
+  std::string name = "LOCK";
+  std::string what = "run folder";
+  // > 0: a live holder is waited for (polling with jitter) this long before the
+  // refusal: the leaderboard's lock, held for milliseconds by many writers
+  // (train/leaderboard.h). 0: a live holder is refused at once (a run folder).
+  double wait_s = 0;
   void validate() const;    // ConfigError unless heartbeat_s > 0 and stale_s >= 3 * heartbeat_s
 };
 
@@ -91,7 +98,7 @@ class RunLock {
   // A LOCK left by a contender that died between taking and releasing it.
   static constexpr double kBreakStaleSeconds = 60;
 
-  // Acquires <dir>/LOCK (creating `dir` and its parents) or throws ConfigError
+  // Acquires <dir>/<name> (creating `dir` and its parents) or throws ConfigError
   // naming the live holder. Starts the heartbeat.
   RunLock(std::string dir, RunLockOptions options = {});
   // Stops the heartbeat; unlinks LOCK if it still holds our token.

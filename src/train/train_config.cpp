@@ -74,6 +74,7 @@ void TrainConfig::declare(OptionTable& t) {
   bora.declare(t);
   adapter.declare(t);
   checkpoint.declare(t);
+  prune.declare(t);
 }
 
 void TrainConfig::validate() const {
@@ -98,6 +99,7 @@ void TrainConfig::validate() const {
   bora.validate();
   adapter.validate();
   checkpoint.validate();
+  prune.validate();
   BORA_CHECK(std::isfinite(effective_lr()), ConfigError, "the learning rate is not finite (tau = ", bora.tau,
              ", lr_per_tau = ", lr_per_tau, ")");
 }

@@ -15,6 +15,7 @@
 #include "dist/world.h"
 #include "model/causal_lm.h"
 #include "train/optimizer_config.h"
+#include "train/prune.h"
 #include "train/run_lock.h"
 
 namespace bora {
@@ -57,6 +58,7 @@ struct TrainConfig {
   BoraConfig bora;
   AdapterConfig adapter;
   CheckpointConfig checkpoint;
+  PruneConfig prune;  // ASHA over a tau sweep (train/prune.h)
 
   void declare(OptionTable& table);
   void validate() const;

@@ -33,6 +33,7 @@ void TrainState::to_meta(OrderedJson& meta) const {
   meta["base_validation"] = eval_sums_json(base_val);
   meta["best_validation"] = eval_sums_json(best_val);
   meta["train_seconds"] = train_seconds;
+  meta["rank_seconds"] = rank_seconds;
   meta["train_tokens"] = train_tokens;
 }
 
@@ -49,6 +50,7 @@ void TrainState::from_meta(const Json& m) {
   base_val = eval_sums_from_json(m.at("base_validation"));
   best_val = eval_sums_from_json(m.at("best_validation"));
   train_seconds = m.at("train_seconds").get<double>();
+  rank_seconds = m.value("rank_seconds", 0.0);  // absent before pruned sweeps
   train_tokens = m.at("train_tokens").get<int64_t>();
 }
 

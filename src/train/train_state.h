@@ -41,10 +41,15 @@ struct TrainState {
   EarlyStop early;
   EvalSummary base_val, best_val;
   double train_seconds = 0;
+  // Wall-clock seconds x ranks of every process of the run, start-up, evaluations and
+  // checkpoints included, summed over resumes up to the last checkpoint: the
+  // compute a sweep spends (bora-report). Time after the last checkpoint of a
+  // preempted process is not counted.
+  double rank_seconds = 0;
   int64_t train_tokens = 0;
 
   // Writes the state's fields of meta.json ("early_stop", "base_validation",
-  // "best_validation", "train_seconds", "train_tokens"; the trainer writes "step"
+  // "best_validation", "train_seconds", "rank_seconds", "train_tokens"; the trainer writes "step"
   // with the run's identity); reads all of them back, "step" included.
   void to_meta(OrderedJson& meta) const;
   void from_meta(const Json& meta);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <optional>
 
 #include "adapters/load.h"
@@ -96,6 +97,26 @@ Trainer::Trainer(TrainConfig config, std::string resolved_ini, Communicator& com
     const std::string table = plan_->partition_table();
     BORA_INFO(table.substr(0, table.size() - 1));
   }
+  const int64_t per_epoch = plan_->steps_per_epoch(cfg_.batch_size);
+  total_steps_ = cfg_.max_steps > 0 ? cfg_.max_steps : cfg_.epochs * per_epoch;
+  eval_every_ = cfg_.eval_every > 0 ? cfg_.eval_every : per_epoch;
+  if (cfg_.prune.on()) {
+    // Settings that cannot work end here, before the model loads: a first rung
+    // past the run's end, a sweep folder whose board is of another dataset or
+    // rung spacing. Rank 0 alone reads and writes the board; its verdicts reach
+    // the other ranks through all_reduce_scalar.
+    cfg_.prune.check_rungs(eval_every_, total_steps_);
+    double pruned = 0;
+    if (comm_.rank() == 0) {
+      std::filesystem::path dir = std::filesystem::path(cfg_.run_dir).lexically_normal();
+      if (!dir.has_filename()) dir = dir.parent_path();
+      const std::string sweep = dir.has_parent_path() ? dir.parent_path().string() : ".";
+      board_ = std::make_unique<Leaderboard>(sweep, BoardIdentity{manifest_hash_, eval_every_}, cfg_.lock);
+      pruned = static_cast<double>(board_->pruned_at(board_name()));  // checks the board's identity
+    }
+    pruned_.rung = static_cast<int64_t>(comm_.all_reduce_scalar(pruned, ReduceOp::Max));
+    pruned_.step = pruned_.rung * eval_every_;
+  }
   load_model_and_data(device);
   init_adapters();
   make_sampler();
@@ -161,7 +182,6 @@ void Trainer::init_adapters() {
 
 void Trainer::make_sampler() {
   const int64_t per_epoch = plan_->steps_per_epoch(cfg_.batch_size);
-  total_steps_ = cfg_.max_steps > 0 ? cfg_.max_steps : cfg_.epochs * per_epoch;
   if (cfg_.sampler == SamplerKind::Global) {
     sampler_ = std::make_unique<GlobalSampler>(plan_->train_documents(), cfg_.batch_size,
                                                static_cast<uint64_t>(cfg_.seed));
@@ -461,10 +481,46 @@ void Trainer::evaluate_and_track() {
   }
 }
 
+std::string Trainer::board_name() const {
+  std::filesystem::path dir = std::filesystem::path(cfg_.run_dir).lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();
+  return dir.filename().string();
+}
+
+bool Trainer::pruned_at(int64_t step) {
+  if (!cfg_.prune.on() || step % eval_every_ != 0) return false;
+  const int64_t rung = step / eval_every_;
+  double stop = 0;
+  if (comm_.rank() == 0) {
+    // The best so far, the figure the sweep picks its winner by: a run that is
+    // overfitting is judged by what it reached, not by its last evaluation.
+    const double ppl = std::exp(state_.early.best_nll);
+    const RungVerdict v = board_->report(board_name(), cfg_.bora.tau, comm_.size(), rung, step, ppl, cfg_.prune);
+    if (v.judged)
+      BORA_INFO("rung ", rung, " (step ", step, "): best validation perplexity ", ppl, " is ", v.place, " of the ",
+                v.reached, " runs here; the best ", v.kept, v.keep ? " go on" : " go on: pruned");
+    // An early-stopped run ends anyway, as early-stopped.
+    if (!v.keep && !state_.early.stopped) {
+      stop = 1;
+      pruned_.verdict = v;
+    }
+  }
+  if (comm_.all_reduce_scalar(stop, ReduceOp::Max) == 0) return false;
+  pruned_.rung = rung;
+  pruned_.step = step;
+  return true;
+}
+
 bool Trainer::run() {
   install_stop_signal_handlers();
-  const int64_t eval_every = cfg_.eval_every > 0 ? cfg_.eval_every : plan_->steps_per_epoch(cfg_.batch_size);
-  if (state_.step == 0) {
+  const int64_t eval_every = eval_every_;
+  BORA_CHECK(pruned_.rung == 0 || state_.step > 0, ConfigError, "the sweep's leaderboard says ", board_name(),
+             " was pruned at rung ", pruned_.rung, " but ", cfg_.run_dir,
+             " has no checkpoint to resume: start it afresh in a new folder, or with prune = none");
+  if (pruned_.rung > 0 && comm_.rank() == 0)
+    BORA_INFO("this run was pruned at rung ", pruned_.rung, " (", board_->path(),
+              "): not trained further; resume it with prune = none to train it to its end");
+  if (state_.step == 0 && pruned_.rung == 0) {
     if (cfg_.eval_base) {
       state_.base_val = summarize(gather_task_evals(comm_, plan_->local_tasks(),
                                                     evaluator_->run(nullptr, Split::Validation), plan_->num_tasks()));
@@ -482,7 +538,7 @@ bool Trainer::run() {
   const char* profile_path = std::getenv("BORA_PROFILE");
   const char* profile_at = std::getenv("BORA_PROFILE_STEP");
   const int64_t profile_step = profile_at && *profile_at ? std::atoll(profile_at) : 2;
-  while (state_.step < total_steps_ && !state_.early.stopped) {
+  while (state_.step < total_steps_ && !state_.early.stopped && pruned_.rung == 0) {
     std::optional<torch::autograd::profiler::RecordProfile> profile;
     if (profile_path && *profile_path && state_.step + 1 == profile_step) profile.emplace(std::string(profile_path));
     StepStats s = step();
@@ -492,7 +548,12 @@ bool Trainer::run() {
     if (done % cfg_.log_every == 0 || done == total_steps_) log_step(s);
     bar.set_note(cat("loss ", s.nll, " nll/tok"));
     bar.set(done);
-    if (done % eval_every == 0 || done == total_steps_) evaluate_and_track();
+    if (done % eval_every == 0 || done == total_steps_) {
+      evaluate_and_track();
+      if (pruned_at(done) && comm_.rank() == 0)
+        BORA_INFO("pruned at rung ", pruned_.rung, " (step ", done, "): checkpoint, results, and out; resume with "
+                  "prune = none to train it to its end");
+    }
     if (s.stop || s.checkpoint_due || checkpointer_->due_by_steps(done)) save_checkpoint();
     if (s.stop) {
       bar.finish();
@@ -522,6 +583,7 @@ std::string Trainer::save_checkpoint() {
       p.tasks.back().second.emplace_back(t.key, t.tensor);
     }
   }
+  state_.rank_seconds = rank_seconds_before_ + life_.seconds() * comm_.size();
   if (comm_.rank() == 0) p.meta = checkpoint_meta();
   {
     at::Generator cpu = at::detail::getDefaultCPUGenerator();
@@ -632,6 +694,7 @@ void Trainer::resume() {
   rows_opt_->set_steps(m.at("adamw_steps").at("rows").get<int64_t>());
   if (theta_opt_) theta_opt_->set_steps(m.at("adamw_steps").at("theta").get<int64_t>());
   state_.from_meta(m);
+  rank_seconds_before_ = state_.rank_seconds;
   // patience is resume-safe: the stop is re-decided under the current value, so raising
   // it (or 0, off) continues an early-stopped run exactly as if it had been set from
   // the start.
@@ -675,14 +738,22 @@ void Trainer::finish() {
   outcome.distances = plan_->gather_by_task(comm_, by_slot);
   outcome.convergence = assess_convergence(state_.early.history, state_.early.stopped, cfg_.patience,
                                            cfg_.converge_tol);
+  if (pruned_.rung > 0) {
+    outcome.convergence.converged = false;
+    outcome.convergence.reason = cat("pruned at rung ", pruned_.rung, " (step ", pruned_.step, ") by ASHA, eta = ",
+                                     cfg_.prune.eta, ": resume with prune = none to train it to its end");
+  }
+  outcome.pruned_rung = pruned_.rung;
+  outcome.pruned_step = pruned_.step;
   outcome.total_steps = total_steps_;
   outcome.adapter = bank_->spec().describe();
+  state_.rank_seconds = rank_seconds_before_ + life_.seconds() * comm_.size();
   write_results(*run_, cfg_, *plan_, state_, outcome);
   if (cfg_.export_adapters) export_adapters(comm_, *run_, *plan_, *bank_, *model_, theta_, cfg_.model);
   if (comm_.rank() == 0) {
     BORA_INFO("done: best step ", state_.early.best_step, ", validation perplexity ", state_.best_val.macro_ppl(),
               ", test perplexity ", outcome.test.macro_ppl(), "; results in ", run_->path("results.md"));
-    if (!outcome.convergence.converged)
+    if (!outcome.convergence.converged && pruned_.rung == 0)
       BORA_WARN("not converged: ", outcome.convergence.reason, ". Its results are those of an unfinished run: raise ",
                 cfg_.max_steps > 0 ? cat("max_steps (now ", cfg_.max_steps, ")") : cat("epochs (now ", cfg_.epochs, ")"),
                 " and run again with resume = auto to continue from the last checkpoint "

@@ -39,9 +39,11 @@
 #include "data/dataset.h"
 #include "dist/communicator.h"
 #include "model/causal_lm.h"
+#include "core/progress.h"
 #include "train/adamw.h"
 #include "train/batch.h"
 #include "train/evaluator.h"
+#include "train/prune.h"
 #include "train/run_folder.h"
 #include "train/task_plan.h"
 #include "train/train_config.h"
@@ -100,6 +102,8 @@ class Trainer {
   const EarlyStop& early_stop() const { return state_.early; }
   AdamW& rows_optimizer() { return *rows_opt_; }
   AdamW* theta_optimizer() { return theta_opt_.get(); }
+  // The rung at which pruning stopped this run (0: it was not pruned).
+  int64_t pruned_at_rung() const { return pruned_.rung; }
   // The checkpoint this run resumed from ("" for a fresh start).
   const std::string& resumed_from() const { return resumed_from_; }
 
@@ -130,6 +134,11 @@ class Trainer {
   void check_replicas();
 
   void evaluate_and_track();
+  // prune = asha, at an evaluation that is a rung: reports to the leaderboard (rank
+  // 0) and shares its verdict; true when this run stops here.
+  bool pruned_at(int64_t step);
+  // This run's name on the leaderboard: its folder's name (tau_<tau> in a sweep).
+  std::string board_name() const;
   void finish();
   void log_step(const StepStats& s);
 
@@ -148,6 +157,14 @@ class Trainer {
   std::unique_ptr<Checkpointer> checkpointer_;
   torch::Tensor theta_;
   TrainState state_;
+  Stopwatch life_;                      // since this process started the run
+  double rank_seconds_before_ = 0;      // the checkpoint's, at resume
+  int64_t eval_every_ = 0;              // steps between evaluations: one rung
+  std::unique_ptr<Leaderboard> board_;  // rank 0, prune = asha
+  struct Pruned {
+    int64_t rung = 0, step = 0;         // rung 0: not pruned
+    RungVerdict verdict;
+  } pruned_;
   int64_t total_steps_ = 0;
   std::string manifest_hash_;      // XXH3 of the dataset's manifest.json, read once
   std::string resumed_from_;

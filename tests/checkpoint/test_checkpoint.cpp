@@ -17,6 +17,7 @@
 #include "core/hash.h"
 #include "core/options.h"
 #include "core/stop_request.h"
+#include "train/prune.h"
 #include "train/train_fixture.h"
 
 namespace bora {
@@ -149,6 +150,65 @@ TEST(Checkpoint, ResumedRunIsBitIdenticalToUninterrupted) {
     for (std::string line; std::getline(metrics, line);)
       logged |= line.find("\"event\":\"resume\"") != std::string::npos && line.find("step_00000006") != std::string::npos;
     EXPECT_TRUE(logged);
+  }
+}
+
+// A run that ASHA pruned (train/prune.h) ends with a checkpoint where it stopped;
+// launched again with pruning on, it stays pruned; resumed with prune = none it
+// ends bit for bit as the run that was never pruned.
+TEST(Checkpoint, PrunedRunResumedWithoutPruningEndsAsAnUnprunedRun) {
+  Solo whole(config("asha_reference/tau_10"));
+  ASSERT_TRUE(whole.trainer.run());
+  const Outcome expected = outcome(whole);
+
+  TrainConfig c = config("asha_sweep/tau_10");
+  const std::string sweep = fs::path(c.run_dir).parent_path().string();
+  fs::remove(sweep + "/" + Leaderboard::kFile);
+  c.prune.kind = PruneKind::Asha;
+  c.prune.eta = 2;
+  c.prune.min_rungs = 1;
+  // A better run is already on the board: of 2 runs at rung 1 only 1 goes on.
+  const BoardIdentity id{hex64(hash64(read_file(c.data + "/manifest.json"))), c.eval_every};
+  for (int64_t k = 1; k <= 3; ++k) Leaderboard(sweep, id).report("tau_1", 1, 1, k, 4 * k, 1.0, c.prune);
+  {
+    Solo pruned(c);
+    ASSERT_TRUE(pruned.trainer.run());
+    EXPECT_EQ(pruned.trainer.global_step(), 4);
+    EXPECT_EQ(pruned.trainer.pruned_at_rung(), 1);
+  }
+  const Json r = read_json_file(c.run_dir + "/results.json");
+  EXPECT_EQ(r["pruned"]["rung"], 1);
+  EXPECT_EQ(r["pruned"]["step"], 4);
+  EXPECT_FALSE(r["converged"].get<bool>());
+  EXPECT_GT(r["rank_seconds"].get<double>(), 0);
+  EXPECT_TRUE(fs::exists(c.run_dir + "/checkpoints/step_00000004/COMPLETE"));
+  EXPECT_EQ(Leaderboard(sweep, id).pruned_at("tau_10"), 1);
+  c.checkpoint.resume = "auto";
+  {
+    Solo again(c);  // pruning still on: it stays where it was pruned
+    ASSERT_TRUE(again.trainer.run());
+    EXPECT_EQ(again.trainer.global_step(), 4);
+  }
+  c.prune.kind = PruneKind::None;
+  Solo resumed(c);
+  ASSERT_EQ(resumed.trainer.global_step(), 4);
+  ASSERT_TRUE(resumed.trainer.run());
+  EXPECT_EQ(resumed.trainer.global_step(), 12);
+  expect_identical(expected, outcome(resumed));
+  EXPECT_TRUE(read_json_file(c.run_dir + "/results.json")["pruned"].is_null());
+
+  // A sweep folder whose board is of another dataset is refused before any work.
+  TrainConfig other = config("asha_sweep/tau_100", 100);
+  other.prune = c.prune;
+  other.prune.kind = PruneKind::Asha;
+  write_file_atomic(sweep + "/" + Leaderboard::kFile,
+                    "{\"format\": \"bora-leaderboard\", \"version\": 1, \"dataset\": \"0000000000000000\", "
+                    "\"steps_per_rung\": 4, \"runs\": {}}");
+  try {
+    Solo refused(other);
+    ADD_FAILURE() << "a board of another dataset was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("another dataset"), std::string::npos) << e.what();
   }
 }
 
