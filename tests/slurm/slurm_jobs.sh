@@ -100,6 +100,31 @@ array)
   rows=$(($(wc -l <"$out/sweep/report/table1.csv") - 1))
   cat "$out/sweep/report/table1.md"
   [ "$rows" -eq 3 ] || fail "Table 1 has $rows rows, expected 3"
+  # The same sweep pruned (prune = asha, judged from rung 1): the elements share one
+  # leaderboard, and element i trains the i-th tau of the pruning order (10, 0, inf).
+  printf 'taus = 0, 10, inf\nconfig = %s\nprune = asha\nprune_min_rungs = 1\n' "$scratch/tiny.ini" >"$scratch/pruned.ini"
+  id=$(submit --array=0-2 -n 1 -J slurm-pruned -o "$scratch/%x-%A_%a.out" --chdir "$scratch" \
+       "--export=ALL,BORA_SWEEP=$scratch/pruned.ini,BORA_OUT=$out/pruned" "$BORA_SOURCE/slurm/sweep-array.sbatch")
+  say "submitted the pruned sweep-array.sbatch --array=0-2 as job $id"
+  expect_completed "$id" 300
+  k=0
+  for tau in 10 0 inf; do
+    grep -q "element $k of 3: tau = $tau -> " "$scratch/slurm-pruned-${id}_$k.out" ||
+      { cat "$scratch/slurm-pruned-${id}_$k.out"; fail "element $k did not train tau = $tau (the pruning order)"; }
+    [ -f "$out/pruned/tau_$tau/results.json" ] || fail "the pruned sweep's tau = $tau has no results.json"
+    k=$((k + 1))
+  done
+  python3 - "$out/pruned" <<'PY' || fail "the leaderboard and the runs' results disagree"
+import json, sys
+d = sys.argv[1]
+board = json.load(open(d + "/leaderboard.json"))["runs"]
+assert sorted(board) == ["tau_0", "tau_10", "tau_inf"], sorted(board)
+for name, r in board.items():
+    res = json.load(open("%s/%s/results.json" % (d, name)))
+    assert "1" in r["rungs"], (name, r)
+    assert (r["pruned"] or {}).get("rung") == (res["pruned"] or {}).get("rung"), (name, r["pruned"], res["pruned"])
+    print(name, "rungs", sorted(r["rungs"]), "pruned", r["pruned"])
+PY
   ;;
 preempt)
   # Long enough to be caught mid-run; the reference runs the same steps uninterrupted.
