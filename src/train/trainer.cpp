@@ -499,8 +499,8 @@ bool Trainer::pruned_at(int64_t step) {
     if (v.judged)
       BORA_INFO("rung ", rung, " (step ", step, "): best validation perplexity ", ppl, " is ", v.place, " of the ",
                 v.reached, " runs here; the best ", v.kept, v.keep ? " go on" : " go on: pruned");
-    // An early-stopped run ends anyway, as early-stopped.
-    if (!v.keep && !state_.early.stopped) {
+    // A run that ends here anyway ends as what it is: early-stopped, or complete.
+    if (!v.keep && !state_.early.stopped && step < total_steps_) {
       stop = 1;
       pruned_.verdict = v;
     }
