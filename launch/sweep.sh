@@ -47,12 +47,11 @@ if ((until_converged)); then
   [[ "$max_epochs" =~ ^[1-9][0-9]*$ ]] || { echo "sweep.sh: --max_epochs must be a positive integer, got '$max_epochs'" >&2; exit 2; }
 fi
 out=${out:-$root/runs/$(basename "$sweep" .ini)}
-list=("${BORA_TAUS[@]}")
 mkdir -p "$out"
 bin=${BORA_BIN:-$root/build/bin}
 targs=(--ranks "$ranks"); [ -n "$threads" ] && targs+=(--threads "$threads")
-n=${#list[@]} i=0 start=$(date +%s) runs=()
-for tau in "${list[@]}"; do
+n=${#BORA_TAUS[@]} i=0 start=$(date +%s) runs=()
+for tau in "${BORA_TAUS[@]}"; do
   i=$((i + 1))
   run="$out/tau_$tau"
   runs+=("$run")

@@ -91,6 +91,12 @@ double spearman(const std::vector<double>& x, const std::vector<double>& y) {
   return sxx > 0 && syy > 0 ? sxy / std::sqrt(sxx * syy) : NAN;
 }
 
+// results.json's "pruned": {"rung": k, ...} (train/prune.h), or 0.
+static int64_t pruned_rung_of(const Json& results) {
+  const auto p = results.find("pruned");
+  return p != results.end() && p->is_object() ? p->at("rung").get<int64_t>() : 0;
+}
+
 std::vector<std::string> sweep_run_dirs(const std::string& sweep) {
   BORA_CHECK(std::filesystem::is_directory(sweep), ConfigError, "sweep folder '", sweep, "' does not exist");
   std::vector<std::string> runs;
@@ -133,7 +139,7 @@ SweepReport read_sweep(const std::vector<std::string>& run_dirs) {
       }
       r.steps_per_epoch = j.contains("budget") ? j.at("budget").value("steps_per_epoch", int64_t(0)) : 0;
       r.total_steps = j.contains("budget") ? j.at("budget").value("total_steps", r.steps) : r.steps;
-      if (j.contains("pruned") && j.at("pruned").is_object()) r.pruned_rung = j.at("pruned").at("rung").get<int64_t>();
+      r.pruned_rung = pruned_rung_of(j);
       r.rank_seconds_measured = j.contains("rank_seconds");
       r.rank_seconds = r.rank_seconds_measured ? j.at("rank_seconds").get<double>() : r.train_seconds * r.ranks;
       for (const auto& t : j.at("tasks"))
@@ -184,8 +190,7 @@ std::string sweep_status(const std::vector<std::string>& run_dirs) {
       continue;
     }
     const Json j = read_json_file(path);
-    const bool pruned = j.contains("pruned") && j.at("pruned").is_object();
-    const char* conv = pruned                       ? "pruned"
+    const char* conv = pruned_rung_of(j) > 0                       ? "pruned"
                        : !j.contains("converged")   ? "unknown"
                        : j.at("converged").get<bool>() ? "yes"
                                                        : "no";
@@ -204,33 +209,30 @@ std::string sweep_status(const std::vector<std::string>& run_dirs) {
 // (a pruned run lost at equal steps; its figure is from an earlier stage), or among
 // all runs when every run was pruned.
 size_t sweep_winner(const SweepReport& rep) {
-  size_t best = rep.runs.size();
-  for (size_t r = 0; r < rep.runs.size(); ++r)
-    if (rep.runs[r].pruned_rung == 0 && (best == rep.runs.size() || rep.runs[r].val_macro < rep.runs[best].val_macro))
-      best = r;
-  if (best < rep.runs.size()) return best;
-  best = 0;
-  for (size_t r = 1; r < rep.runs.size(); ++r)
-    if (rep.runs[r].val_macro < rep.runs[best].val_macro) best = r;
-  return best;
+  const auto key = [](const SweepRun& x) { return std::make_pair(x.pruned_rung > 0, x.val_macro); };
+  return size_t(std::min_element(rep.runs.begin(), rep.runs.end(),
+                                 [&](const SweepRun& a, const SweepRun& b) { return key(a) < key(b); }) -
+                rep.runs.begin());
 }
 
 std::string sweep_verdict(const SweepReport& rep) {
   std::string unconverged, pruned, lower;
+  size_t n_pruned = 0;
   const size_t best = sweep_winner(rep);
   for (size_t r = 0; r < rep.runs.size(); ++r) {
     if (rep.runs[r].pruned_rung > 0 && rep.runs[r].val_macro < rep.runs[best].val_macro)
       lower += (lower.empty() ? "" : ", ") + std::string("tau = ") + tau_text(rep.runs[r].tau);
-    if (rep.runs[r].pruned_rung > 0)
+    if (rep.runs[r].pruned_rung > 0) {
+      ++n_pruned;
       pruned += (pruned.empty() ? "" : ", ") + std::string("tau = ") + tau_text(rep.runs[r].tau) + " at rung " +
                 std::to_string(rep.runs[r].pruned_rung);
-    else if (rep.runs[r].converged != 1)
+    } else if (rep.runs[r].converged != 1) {
       unconverged += (unconverged.empty() ? "" : ", ") + std::string("tau = ") + tau_text(rep.runs[r].tau) +
                      (rep.runs[r].converged < 0 ? " (unknown)" : "");
+    }
   }
   if (!unconverged.empty())
     return "no verdict: runs " + unconverged + " had not converged (continue them: launch/sweep.sh --until_converged)";
-  const size_t n_pruned = size_t(std::count_if(rep.runs.begin(), rep.runs.end(), [](const SweepRun& x) { return x.pruned_rung > 0; }));
   return "verdict: tau = " + tau_text(rep.runs[best].tau) + " has the lowest validation perplexity (macro, " +
          fmt(rep.runs[best].val_macro) + ") of " + std::to_string(rep.runs.size() - n_pruned) + " converged runs" +
          (pruned.empty() ? "" : "; pruned: " + pruned) +

@@ -55,10 +55,12 @@ int main(int argc, char** argv) {
                 " is ignored");
     const bora::GroupLayout g = bora::group_layout(group_taus, groups, world.rank(), world.size());
     const std::string sweep_dir = config.run_dir;
-    bora::TauQueue queue(world.comm(), sweep_dir, group_taus, g.group < int(group_taus.size()) ? g.group : 0,
-                         config.prune.on());
+    bora::TauQueue queue(world.comm(), sweep_dir, group_taus, g.group, config.prune.on());
     // Collective over the world: every rank calls it once, with its group's color.
     std::unique_ptr<bora::Communicator> comm = world.split(g.group);
+    // Consumed: each run's config.ini then reads like a plain run of its tau.
+    group_taus.clear();
+    groups = 0;
     config.bora.tau = 0;  // each run's comes from the queue; validated before use
     config.validate();
     torch::set_num_threads(bora::threads_per_rank(config.threads, world.local_size()));
@@ -70,23 +72,12 @@ int main(int argc, char** argv) {
       const int i = static_cast<int>(comm->all_reduce_scalar(comm->rank() == 0 ? queue.claim() : -1,
                                                              bora::ReduceOp::Max));
       if (i < 0) break;
-      // Each run's config.ini then reads like a plain run of its tau.
       config.bora.tau = bora::parse_double("group_taus", queue.tau(i));
       config.run_dir = sweep_dir + "/tau_" + queue.tau(i);
       if (comm->rank() == 0)
         BORA_INFO("group ", g.group, ": ranks ", world.rank(), "..", world.rank() + comm->size() - 1, " train tau = ",
                   queue.tau(i), " into ", config.run_dir);
-      const std::string ini = [&] {
-        std::vector<std::string> keep;
-        keep.swap(group_taus);  // not part of a run's configuration
-        const int kept_groups = groups;
-        groups = 0;
-        std::string s = table.to_ini();
-        keep.swap(group_taus);
-        groups = kept_groups;
-        return s;
-      }();
-      bora::Trainer trainer(config, ini, *comm, device);
+      bora::Trainer trainer(config, table.to_ini(), *comm, device);
       if (!trainer.run()) return bora::kExitPreempted;
     }
     if (comm->rank() == 0) BORA_INFO("group ", g.group, ": no tau left to train");

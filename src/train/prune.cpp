@@ -1,7 +1,5 @@
 #include "train/prune.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -9,7 +7,6 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
-#include "core/main.h"
 
 namespace bora {
 
@@ -86,8 +83,6 @@ Json Leaderboard::load() const {
   return b;
 }
 
-void Leaderboard::check() const { (void)load(); }
-
 int64_t Leaderboard::pruned_at(const std::string& run) const {
   const Json b = load();
   const auto r = b["runs"].find(run);
@@ -114,7 +109,7 @@ RungVerdict Leaderboard::report(const std::string& run, double tau, int ranks, i
     v = judge_rung(std::move(reached), run, prune.eta);
     if (!v.keep) me["pruned"] = Json{{"rung", rung}, {"step", step}, {"place", v.place}, {"reached", v.reached}};
   }
-  const std::string tmp = cat(path_, ".tmp.", host_name(), ".", ::getpid());
+  const std::string tmp = temp_path_for(path_);
   write_file_synced(tmp, b.dump(1) + "\n");
   if (before_rename) before_rename();
   lock.verify("update " + path_);

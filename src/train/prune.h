@@ -24,8 +24,9 @@
 //
 // Concurrency: a writer takes <sweep>/leaderboard.lock (RunLock's link(2) protocol,
 // NFS-safe, waiting for a live holder), reads the board, changes it, writes
-// leaderboard.json.tmp.<host>.<pid>, fsyncs it and renames it over the board, and
-// lets go. A writer killed at any moment leaves the old board or the new one, never
+// a temporary file beside it, fsyncs it and renames it over the board, and
+// lets go (the temp's name is fs.h's temp_path_for: one writer at a time holds
+// the lock). A writer killed at any moment leaves the old board or the new one, never
 // a mix, and a lock whose process is dead (or, from another host, whose heartbeat
 // stopped for lock_stale_s) that the next writer takes over.
 #pragma once
@@ -83,16 +84,15 @@ class Leaderboard {
   // `lock` gives the staleness rules (the run's lock_* options).
   Leaderboard(std::string sweep_dir, BoardIdentity identity, RunLockOptions lock = {});
 
-  // ConfigError when the folder holds a board of another dataset or rung spacing;
-  // FormatError when the board is not one. Without the lock: the board is only
-  // ever replaced whole.
-  void check() const;
   // Under the lock: records `run`'s perplexity at `rung` (replacing an earlier
   // record of that rung: a resumed run reports it again), judges it when rung >=
   // prune.min_rungs, and records it as pruned there when it does not go on.
   RungVerdict report(const std::string& run, double tau, int ranks, int64_t rung, int64_t step, double ppl,
                      const PruneConfig& prune);
   // The rung at which `run` was pruned; 0 when it was not (or there is no board).
+  // ConfigError when the folder holds a board of another dataset or rung spacing;
+  // FormatError when the board is not one. Without the lock: the board is only
+  // ever replaced whole.
   int64_t pruned_at(const std::string& run) const;
   const std::string& path() const { return path_; }
 

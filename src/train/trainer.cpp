@@ -106,16 +106,17 @@ Trainer::Trainer(TrainConfig config, std::string resolved_ini, Communicator& com
     // rung spacing. Rank 0 alone reads and writes the board; its verdicts reach
     // the other ranks through all_reduce_scalar.
     cfg_.prune.check_rungs(eval_every_, total_steps_);
+    // The sweep folder is the run folder's parent; the run is its folder's name.
+    std::filesystem::path dir = std::filesystem::path(cfg_.run_dir).lexically_normal();
+    if (!dir.has_filename()) dir = dir.parent_path();
+    board_name_ = dir.filename().string();
     double pruned = 0;
     if (comm_.rank() == 0) {
-      std::filesystem::path dir = std::filesystem::path(cfg_.run_dir).lexically_normal();
-      if (!dir.has_filename()) dir = dir.parent_path();
       const std::string sweep = dir.has_parent_path() ? dir.parent_path().string() : ".";
       board_ = std::make_unique<Leaderboard>(sweep, BoardIdentity{manifest_hash_, eval_every_}, cfg_.lock);
-      pruned = static_cast<double>(board_->pruned_at(board_name()));  // checks the board's identity
+      pruned = static_cast<double>(board_->pruned_at(board_name_));  // checks the board's identity
     }
-    pruned_.rung = static_cast<int64_t>(comm_.all_reduce_scalar(pruned, ReduceOp::Max));
-    pruned_.step = pruned_.rung * eval_every_;
+    pruned_rung_ = static_cast<int64_t>(comm_.all_reduce_scalar(pruned, ReduceOp::Max));
   }
   load_model_and_data(device);
   init_adapters();
@@ -481,12 +482,6 @@ void Trainer::evaluate_and_track() {
   }
 }
 
-std::string Trainer::board_name() const {
-  std::filesystem::path dir = std::filesystem::path(cfg_.run_dir).lexically_normal();
-  if (!dir.has_filename()) dir = dir.parent_path();
-  return dir.filename().string();
-}
-
 bool Trainer::pruned_at(int64_t step) {
   if (!cfg_.prune.on() || step % eval_every_ != 0) return false;
   const int64_t rung = step / eval_every_;
@@ -495,32 +490,27 @@ bool Trainer::pruned_at(int64_t step) {
     // The best so far, the figure the sweep picks its winner by: a run that is
     // overfitting is judged by what it reached, not by its last evaluation.
     const double ppl = std::exp(state_.early.best_nll);
-    const RungVerdict v = board_->report(board_name(), cfg_.bora.tau, comm_.size(), rung, step, ppl, cfg_.prune);
+    const RungVerdict v = board_->report(board_name_, cfg_.bora.tau, comm_.size(), rung, step, ppl, cfg_.prune);
     if (v.judged)
       BORA_INFO("rung ", rung, " (step ", step, "): best validation perplexity ", ppl, " is ", v.place, " of the ",
                 v.reached, " runs here; the best ", v.kept, v.keep ? " go on" : " go on: pruned");
     // A run that ends here anyway ends as what it is: early-stopped, or complete.
-    if (!v.keep && !state_.early.stopped && step < total_steps_) {
-      stop = 1;
-      pruned_.verdict = v;
-    }
+    if (!v.keep && !state_.early.stopped && step < total_steps_) stop = 1;
   }
   if (comm_.all_reduce_scalar(stop, ReduceOp::Max) == 0) return false;
-  pruned_.rung = rung;
-  pruned_.step = step;
+  pruned_rung_ = rung;
   return true;
 }
 
 bool Trainer::run() {
   install_stop_signal_handlers();
-  const int64_t eval_every = eval_every_;
-  BORA_CHECK(pruned_.rung == 0 || state_.step > 0, ConfigError, "the sweep's leaderboard says ", board_name(),
-             " was pruned at rung ", pruned_.rung, " but ", cfg_.run_dir,
+  BORA_CHECK(pruned_rung_ == 0 || state_.step > 0, ConfigError, "the sweep's leaderboard says ", board_name_,
+             " was pruned at rung ", pruned_rung_, " but ", cfg_.run_dir,
              " has no checkpoint to resume: start it afresh in a new folder, or with prune = none");
-  if (pruned_.rung > 0 && comm_.rank() == 0)
-    BORA_INFO("this run was pruned at rung ", pruned_.rung, " (", board_->path(),
+  if (pruned_rung_ > 0 && comm_.rank() == 0)
+    BORA_INFO("this run was pruned at rung ", pruned_rung_, " (", board_->path(),
               "): not trained further; resume it with prune = none to train it to its end");
-  if (state_.step == 0 && pruned_.rung == 0) {
+  if (state_.step == 0 && pruned_rung_ == 0) {
     if (cfg_.eval_base) {
       state_.base_val = summarize(gather_task_evals(comm_, plan_->local_tasks(),
                                                     evaluator_->run(nullptr, Split::Validation), plan_->num_tasks()));
@@ -538,7 +528,7 @@ bool Trainer::run() {
   const char* profile_path = std::getenv("BORA_PROFILE");
   const char* profile_at = std::getenv("BORA_PROFILE_STEP");
   const int64_t profile_step = profile_at && *profile_at ? std::atoll(profile_at) : 2;
-  while (state_.step < total_steps_ && !state_.early.stopped && pruned_.rung == 0) {
+  while (state_.step < total_steps_ && !state_.early.stopped && pruned_rung_ == 0) {
     std::optional<torch::autograd::profiler::RecordProfile> profile;
     if (profile_path && *profile_path && state_.step + 1 == profile_step) profile.emplace(std::string(profile_path));
     StepStats s = step();
@@ -548,10 +538,10 @@ bool Trainer::run() {
     if (done % cfg_.log_every == 0 || done == total_steps_) log_step(s);
     bar.set_note(cat("loss ", s.nll, " nll/tok"));
     bar.set(done);
-    if (done % eval_every == 0 || done == total_steps_) {
+    if (done % eval_every_ == 0 || done == total_steps_) {
       evaluate_and_track();
       if (pruned_at(done) && comm_.rank() == 0)
-        BORA_INFO("pruned at rung ", pruned_.rung, " (step ", done, "): checkpoint, results, and out; resume with "
+        BORA_INFO("pruned at rung ", pruned_rung_, " (step ", done, "): checkpoint, results, and out; resume with "
                   "prune = none to train it to its end");
     }
     if (s.stop || s.checkpoint_due || checkpointer_->due_by_steps(done)) save_checkpoint();
@@ -738,13 +728,13 @@ void Trainer::finish() {
   outcome.distances = plan_->gather_by_task(comm_, by_slot);
   outcome.convergence = assess_convergence(state_.early.history, state_.early.stopped, cfg_.patience,
                                            cfg_.converge_tol);
-  if (pruned_.rung > 0) {
+  if (pruned_rung_ > 0) {
     outcome.convergence.converged = false;
-    outcome.convergence.reason = cat("pruned at rung ", pruned_.rung, " (step ", pruned_.step, ") by ASHA, eta = ",
+    outcome.convergence.reason = cat("pruned at rung ", pruned_rung_, " (step ", pruned_rung_ * eval_every_, ") by ASHA, eta = ",
                                      cfg_.prune.eta, ": resume with prune = none to train it to its end");
   }
-  outcome.pruned_rung = pruned_.rung;
-  outcome.pruned_step = pruned_.step;
+  outcome.pruned_rung = pruned_rung_;
+  outcome.pruned_step = pruned_rung_ * eval_every_;
   outcome.total_steps = total_steps_;
   outcome.adapter = bank_->spec().describe();
   state_.rank_seconds = rank_seconds_before_ + life_.seconds() * comm_.size();
@@ -753,7 +743,7 @@ void Trainer::finish() {
   if (comm_.rank() == 0) {
     BORA_INFO("done: best step ", state_.early.best_step, ", validation perplexity ", state_.best_val.macro_ppl(),
               ", test perplexity ", outcome.test.macro_ppl(), "; results in ", run_->path("results.md"));
-    if (!outcome.convergence.converged && pruned_.rung == 0)
+    if (!outcome.convergence.converged && pruned_rung_ == 0)
       BORA_WARN("not converged: ", outcome.convergence.reason, ". Its results are those of an unfinished run: raise ",
                 cfg_.max_steps > 0 ? cat("max_steps (now ", cfg_.max_steps, ")") : cat("epochs (now ", cfg_.epochs, ")"),
                 " and run again with resume = auto to continue from the last checkpoint "

@@ -103,7 +103,7 @@ class Trainer {
   AdamW& rows_optimizer() { return *rows_opt_; }
   AdamW* theta_optimizer() { return theta_opt_.get(); }
   // The rung at which pruning stopped this run (0: it was not pruned).
-  int64_t pruned_at_rung() const { return pruned_.rung; }
+  int64_t pruned_at_rung() const { return pruned_rung_; }
   // The checkpoint this run resumed from ("" for a fresh start).
   const std::string& resumed_from() const { return resumed_from_; }
 
@@ -137,8 +137,6 @@ class Trainer {
   // prune = asha, at an evaluation that is a rung: reports to the leaderboard (rank
   // 0) and shares its verdict; true when this run stops here.
   bool pruned_at(int64_t step);
-  // This run's name on the leaderboard: its folder's name (tau_<tau> in a sweep).
-  std::string board_name() const;
   void finish();
   void log_step(const StepStats& s);
 
@@ -161,10 +159,8 @@ class Trainer {
   double rank_seconds_before_ = 0;      // the checkpoint's, at resume
   int64_t eval_every_ = 0;              // steps between evaluations: one rung
   std::unique_ptr<Leaderboard> board_;  // rank 0, prune = asha
-  struct Pruned {
-    int64_t rung = 0, step = 0;         // rung 0: not pruned
-    RungVerdict verdict;
-  } pruned_;
+  std::string board_name_;              // this run on the board: its folder's name (tau_<tau>)
+  int64_t pruned_rung_ = 0;             // > 0: pruned there, at step pruned_rung_ * eval_every_
   int64_t total_steps_ = 0;
   std::string manifest_hash_;      // XXH3 of the dataset's manifest.json, read once
   std::string resumed_from_;

@@ -101,12 +101,12 @@ TEST(Prune, BadSettingsAreOneLineErrors) {
   // A sweep folder whose board is of another dataset, or of another rung spacing.
   const std::string dir = fresh("identity");
   Leaderboard(dir, kId).report("tau_0", 0, 1, 1, 10, 100, asha(3, 1));
-  EXPECT_NE(message([&] { Leaderboard(dir, {"fedcba9876543210", 10}).check(); }).find("another dataset"),
+  EXPECT_NE(message([&] { (void)Leaderboard(dir, {"fedcba9876543210", 10}).pruned_at("tau_0"); }).find("another dataset"),
             std::string::npos);
-  EXPECT_NE(message([&] { Leaderboard(dir, {kId.dataset, 20}).check(); }).find("a rung every 10 steps"),
+  EXPECT_NE(message([&] { (void)Leaderboard(dir, {kId.dataset, 20}).pruned_at("tau_0"); }).find("a rung every 10 steps"),
             std::string::npos);
   write_file_atomic(dir + "/leaderboard.json", "{\"runs\": {}}");
-  EXPECT_THROW(Leaderboard(dir, kId).check(), FormatError);
+  EXPECT_THROW((void)Leaderboard(dir, kId).pruned_at("tau_0"), FormatError);
 }
 
 // Writers in separate processes, all at once: every report of every writer lands.
